@@ -1,0 +1,113 @@
+# cpython-only
+# The simulated board: the real firmware runs under CPython with the hardware replaced.
+#
+# - The link UART is a serial port opened with pyserial: a pseudo-terminal that the host's
+#   simulator bridges to the host (or any pyserial URL), from SMGW_SIM_PORT.
+# - The four LEDs are recorded: every level change is appended to "<state>/leds.log" as
+#   "<ticks_ms> <LED> <0|1>" so tests and tools can check the patterns a real board would show.
+# - Storage is a directory (SMGW_SIM_STATE), standing in for the board's littlefs flash, so the
+#   outbox journal survives a killed firmware process exactly as it survives a reset on a board.
+import os
+import select
+import time
+
+import serial
+
+BOARD_ID = "sim"
+LED_NAMES = ("PWR", "TLS", "LMC", "wMT")
+BAUDRATE = int(os.environ.get("SMGW_SIM_BAUD", "115200"))
+STORAGE = os.environ.get("SMGW_SIM_STATE", "var/sim-board")
+JOURNAL_BYTES = int(os.environ.get("SMGW_SIM_JOURNAL_BYTES", str(4 * 1024 * 1024)))
+# link parameters: a pty has no baud-rate delay, so the retransmit timer can be short
+LINK = {
+    "window": 8,
+    "max_payload": 1024,
+    "rto_ms": int(os.environ.get("SMGW_SIM_RTO_MS", "100")),
+    "queue_len": 32,
+    "queue_bytes": 32768,
+}
+
+_T0 = time.monotonic()
+os.makedirs(STORAGE, exist_ok=True)
+
+
+def ticks_ms():
+    return int((time.monotonic() - _T0) * 1000) & 0x3FFFFFFF
+
+
+def nonce():
+    return int.from_bytes(os.urandom(4), "big")
+
+
+def reset_cause():
+    return "power-on"
+
+
+def firmware_files():
+    import smgwfw
+
+    d = os.path.dirname(smgwfw.__file__)
+    names = sorted(n for n in os.listdir(d) if n.endswith((".py", ".mpy")))
+    return [("smgwfw/" + n, os.path.join(d, n)) for n in names]
+
+
+class _Uart:
+    def __init__(self, port):
+        self._s = serial.serial_for_url(port, baudrate=BAUDRATE, timeout=0, write_timeout=5)
+        try:
+            self._fd = self._s.fileno()
+        except Exception:
+            self._fd = None
+
+    def read(self):
+        n = self._s.in_waiting
+        return self._s.read(n) if n else None
+
+    def write(self, data):
+        self._s.write(data)
+
+    def wait(self, ms):
+        if ms <= 0:
+            return
+        if self._fd is not None:
+            select.select([self._fd], [], [], ms / 1000)
+        else:
+            time.sleep(ms / 1000)
+
+
+_uart = None
+
+
+def link_uart():
+    global _uart
+    if _uart is None:
+        _uart = _Uart(os.environ["SMGW_SIM_PORT"])
+    return _uart
+
+
+def wait(ms):
+    link_uart().wait(ms)
+
+
+class _Led:
+    def __init__(self, name, log):
+        self.name = name
+        self._log = log
+        self._v = None
+
+    def value(self, v):
+        if v != self._v:
+            self._v = v
+            self._log.write("%d %s %d\n" % (ticks_ms(), self.name, v))
+            self._log.flush()
+
+
+_leds = None
+
+
+def leds():
+    global _leds
+    if _leds is None:
+        log = open(os.path.join(STORAGE, "leds.log"), "a", buffering=1)
+        _leds = tuple(_Led(n, log) for n in LED_NAMES)
+    return _leds

@@ -1,0 +1,319 @@
+# The firmware application: joins the link core, the durable outbox, the LED engine and the
+# board's drivers. One cooperative loop, no threads and no asyncio, so it runs the same on every
+# port and under CPython on the sim board:
+#   read the link UART -> link.receive -> handle events -> move journal entries into the link
+#   -> write frames -> render LEDs -> sleep until the next deadline or input.
+#
+# The board module (boards/<name>/board.py) is the only place that knows hardware: it provides
+# BOARD_ID, link_uart() (read()/write()/wait(ms)), leds() (four objects with value(v)), ticks_ms(),
+# nonce(), reset_cause(), STORAGE (a directory path, or None for RAM-only boards), JOURNAL_BYTES
+# and firmware_files() (names and paths of the firmware's own files, for the hello hashes).
+import gc
+import hashlib
+
+from smgwfw import VERSION, cbor
+from smgwfw import link as lk
+from smgwfw import messages as m
+from smgwfw.journal import FileJournal, JournalFull, RamJournal, State
+from smgwfw.leds import LedEngine
+
+_MASK = 0x3FFFFFFF
+
+
+def file_hashes(files):
+    # {name: sha256 digest} of each firmware file, read in small chunks (no whole-file buffers)
+    out = {}
+    buf = bytearray(256)
+    for name, path in files:
+        h = hashlib.sha256()
+        try:
+            with open(path, "rb") as f:
+                while True:
+                    n = f.readinto(buf)
+                    if not n:
+                        break
+                    h.update(memoryview(buf)[:n])
+        except OSError:
+            continue
+        out[name] = h.digest()
+    return out
+
+
+class App:
+    def __init__(self, board):
+        self.board = board
+        now = board.ticks_ms()
+        self.leds = LedEngine(now)
+        self._led_objs = board.leds()
+        self._led_mask = -1
+        store = board.STORAGE
+        self.state = State(store + "/state.bin" if store else None)
+        self.state.v["boot"] += 1
+        self.state.save()
+        if store:
+            self.journal = FileJournal(store + "/outbox.bin", board.JOURNAL_BYTES, board.nonce)
+        else:
+            self.journal = RamJournal(board.JOURNAL_BYTES, (board.nonce() & 0x7FFFFFFF) or 1)
+        self.uart = board.link_uart()
+        cursors = {}
+        if self.state.v["host_stream"]:
+            cursors[self.state.v["host_stream"]] = self.state.v["host_cursor"]
+        info = {
+            "fw": VERSION,
+            "board": board.BOARD_ID,
+            "boot": self.state.v["boot"],
+            "reset": board.reset_cause(),
+            "files": file_hashes(board.firmware_files()),
+            "durable": store is not None,
+        }
+        lp = board.LINK
+        self.link = lk.Link(
+            "fw",
+            self.journal.stream,
+            board.nonce,
+            info=info,
+            cursors=cursors,
+            incarnation=self.state.v["boot"],
+            window=lp.get("window", 8),
+            max_payload=lp.get("max_payload", 1024),
+            rto_ms=lp.get("rto_ms", 200),
+            queue_len=lp.get("queue_len", 32),
+            queue_bytes=lp.get("queue_bytes", 16384),
+        )
+        self.dropped = 0
+        self._drop_reported = 0
+        self._gen_left = 0
+        self._gen_size = 0
+        self._gen_n = 0
+        self.time_offset = None  # unix ms - ticks at the last TIME message
+        self._boot_tick = now
+        self._boot_event_sent = False
+        if self.journal.__class__ is FileJournal and self.journal.truncated_bytes:
+            self._event(m.EV_STORAGE_ERROR, ["journal tail cut", self.journal.truncated_bytes])
+
+    # ---------------------------------------------------------------- the loop
+
+    def run(self):
+        b = self.board
+        while True:
+            wait = self.step(b.ticks_ms())
+            b.wait(wait)
+
+    def step(self, now):
+        # One pass; returns ms the caller may sleep (input wakes it earlier on boards that can).
+        data = self.uart.read()
+        if data:
+            self.link.receive(data, now)
+        self._handle_events(now)
+        self._feed_link()
+        self._generate()
+        while True:
+            f = self.link.poll(now)
+            if f is None:
+                break
+            self.uart.write(f)
+        self._handle_events(now)
+        self._render_leds(now)
+        wait = self.link.next_deadline(now)
+        if self._gen_left and self.journal.used() < self.journal.capacity:
+            wait = 0
+        return 20 if wait > 20 else wait  # LED patterns need ~20 ms resolution
+
+    def _render_leds(self, now):
+        mask = self.leds.tick(now)
+        if mask != self._led_mask:
+            for i in range(4):
+                self._led_objs[i].value((mask >> i) & 1)
+            self._led_mask = mask
+        if self.leds.changed and self.link.up:
+            self.leds.changed = False
+            self.link.send({m.K_TYPE: m.T_LEDS, m.K_LEDS_PATTERNS: list(self.leds.patterns())})
+
+    # ---------------------------------------------------------------- outbox
+
+    def capture(self, msg):
+        # Puts a durable message (a dict) into the journal; False (and counted) when it is full.
+        try:
+            self._journal_put(msg)
+            return True
+        except JournalFull:
+            self.dropped += 1
+            return False
+
+    def _journal_put(self, msg):
+        j = self.journal
+        msg[m.K_RID] = j.next_rid()
+        j.append(cbor.dumps(msg), msg[m.K_RID])
+
+    def _feed_link(self):
+        j = self.journal
+        link = self.link
+        while True:
+            e = j.next_unfed()
+            if e is None or not link.can_send(len(e[1])):
+                return
+            link.send(e[1], e[0])
+            j.fed()
+
+    def _generate(self):
+        # linktest generator: as many records as the journal takes now
+        while self._gen_left:
+            self._gen_n += 1
+            n = self._gen_n
+            msg = {m.K_TYPE: m.T_LINKTEST, m.K_LT_N: n, m.K_LT_DATA: pattern(n, self._gen_size)}
+            try:
+                self._journal_put(msg)
+            except JournalFull:
+                self._gen_n -= 1
+                return
+            self._gen_left -= 1
+
+    # ---------------------------------------------------------------- events
+
+    def _event(self, code, params):
+        if self.link.up:
+            self.link.send({m.K_TYPE: m.T_EVENT, m.K_EVENT_CODE: code, m.K_EVENT_PARAMS: params})
+
+    def _handle_events(self, now):
+        link = self.link
+        acked = 0
+        while True:
+            ev = link.next_event()
+            if ev is None:
+                break
+            kind, val = ev
+            if kind == lk.EV_MESSAGE:
+                try:
+                    self._on_message(val, now)
+                finally:
+                    link.consumed()
+            elif kind == lk.EV_ACKED:
+                # one ack frame often covers several records: one flash write for all of them
+                acked = val if val > acked else acked
+            elif kind == lk.EV_UP:
+                self._on_up(val, now)
+            elif kind == lk.EV_DOWN:
+                self.leds.link_lost(now)
+        if acked:
+            self.journal.ack(acked)
+        if self.dropped != self._drop_reported and link.up:
+            self._drop_reported = self.dropped
+            self._event(m.EV_OUTBOX_DROP, [self.dropped, self.journal.used()])
+
+    def _on_up(self, hello, now):
+        if not self._boot_event_sent:
+            self._boot_event_sent = True
+            self._event(m.EV_BOOT, [self.state.v["boot"], self.board.reset_cause()])
+        self.leds.changed = True
+        self.link.send(self.status())
+
+    def _on_message(self, msg, now):
+        t = msg[m.K_TYPE]
+        link = self.link
+        if t == m.T_STATE:
+            try:
+                self.leds.set_state(
+                    _int(msg, m.K_STATE_OP), _int(msg, m.K_STATE_WAN), _int(msg, m.K_STATE_LMC),
+                    bool(msg.get(m.K_STATE_INSTALL, False)), _int(msg, m.K_STATE_SECURITY, 0),
+                    now,
+                )
+                if msg.get(m.K_STATE_WAKEUP):
+                    self.leds.wakeup(now)
+            except (ValueError, TypeError) as e:
+                link.reject(m.ERR_BAD_FIELD, "state: " + str(e), t)
+        elif t == m.T_TIME:
+            try:
+                self.time_offset = _int(msg, m.K_TIME_UNIX_MS) - now
+            except (ValueError, TypeError) as e:
+                link.reject(m.ERR_BAD_FIELD, "time: " + str(e), t)
+        elif t == m.T_GET_STATUS:
+            link.send(self.status())
+            link.send(self.linktest_report())
+        elif t == m.T_LINKTEST:
+            self._on_linktest(msg)
+        elif t == m.T_LINKTEST_GEN:
+            try:
+                count = _int(msg, m.K_LTG_COUNT)
+                size = _int(msg, m.K_LTG_SIZE)
+                if count < 0 or size < 0 or size > link.max_payload - 32:
+                    raise ValueError("count or size out of range")
+            except (ValueError, TypeError) as e:
+                link.reject(m.ERR_BAD_FIELD, "linktest_gen: " + str(e), t)
+                return
+            self._gen_left += count
+            self._gen_size = size
+        elif t == m.T_ERROR:
+            self._event(m.EV_PEER_ERROR, [msg.get(m.K_ERROR_CODE, -1), str(msg.get(m.K_ERROR_DETAIL, ""))])
+        elif t in (m.T_LEDS, m.T_STATUS, m.T_EVENT, m.T_RECORD, m.T_LINKTEST_REPORT):
+            link.reject(m.ERR_NOT_SUPPORTED, "host may not send this type", t)
+        else:
+            link.reject(m.ERR_UNKNOWN_TYPE, "unknown message type", t)
+
+    def _on_linktest(self, msg):
+        v = self.state.v
+        n = msg.get(m.K_LT_N)
+        data = msg.get(m.K_LT_DATA)
+        if not isinstance(n, int) or not isinstance(data, bytes):
+            self.link.reject(m.ERR_BAD_FIELD, "linktest: n and data required", m.T_LINKTEST)
+            return
+        v["lt_received"] += 1
+        if n != v["lt_last"] + 1:
+            v["lt_ooo"] += 1
+        v["lt_last"] = n
+        if data != pattern(n, len(data)):
+            v["lt_bad"] += 1
+        rid = msg.get(m.K_RID, 0)
+        if rid:
+            # the cursor and the counters it guards are saved together, before the ack goes out
+            v["host_stream"] = self.link.peer_stream()
+            v["host_cursor"] = rid
+            self.state.save()
+
+    def status(self):
+        c = {}
+        for k in self.link.counters:
+            c[k] = self.link.counters[k]
+        c["dropped"] = self.dropped
+        c["journal_pending"] = self.journal.pending()
+        try:
+            free = gc.mem_free()
+        except AttributeError:  # CPython
+            free = -1
+        return {
+            m.K_TYPE: m.T_STATUS,
+            m.K_STATUS_UPTIME: (self.board.ticks_ms() - self._boot_tick) & _MASK,
+            m.K_STATUS_COUNTERS: c,
+            m.K_STATUS_OUTBOX: [self.journal.pending(), self.journal.used(), self.journal.capacity,
+                                self.dropped],
+            m.K_STATUS_MEM_FREE: free,
+        }
+
+    def linktest_report(self):
+        v = self.state.v
+        return {
+            m.K_TYPE: m.T_LINKTEST_REPORT,
+            m.K_LTR_RECEIVED: v["lt_received"],
+            m.K_LTR_LAST: v["lt_last"],
+            m.K_LTR_OUT_OF_ORDER: v["lt_ooo"],
+            m.K_LTR_BAD_DATA: v["lt_bad"],
+        }
+
+
+def _int(msg, key, default=None):
+    v = msg.get(key, default)
+    if v is None or not isinstance(v, int) or v is True or v is False:
+        raise ValueError("field %d must be an integer" % key)
+    return v
+
+
+def pattern(n, size):
+    # linktest payload: bytes derived from n, so a receiver can check content as well as order
+    b = bytearray(size)
+    x = n & 0xFF
+    for i in range(size):
+        b[i] = (x + i * 7) & 0xFF
+    return bytes(b)
+
+
+def run(board):
+    App(board).run()

@@ -1,0 +1,151 @@
+"""The ``smgw`` command. Each subcommand is one function; later issues add more."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from smgw import VERSION
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from smgw.config import ConfigError, load_config
+
+    overrides: dict[str, Any] = {}
+    if getattr(args, "data_dir", None):
+        overrides["gateway.data_dir"] = args.data_dir
+    if getattr(args, "port", None):
+        overrides["link.port"] = args.port
+    if getattr(args, "baudrate", None):
+        overrides["link.baudrate"] = args.baudrate
+    try:
+        return load_config(Path(args.config) if args.config else None, overrides)
+    except ConfigError as e:
+        print(f"smgw: configuration error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from smgw.logs import setup_logging
+    from smgw.service import run_gateway
+
+    cfg = _load(args)
+    setup_logging(cfg.log.level, cfg.log.format, Path(cfg.log.file) if cfg.log.file else None)
+    print(f"smgw {VERSION}: gateway {cfg.gateway.id}, data in {cfg.gateway.data_dir}, "
+          f"link {'simulated board' if cfg.link.port == 'sim' else cfg.link.port} "
+          f"(Ctrl-C stops)", flush=True)
+    return run_gateway(cfg)
+
+
+def _request(args: argparse.Namespace, cmd: str, **kw: Any) -> Any:
+    from smgw.control import ControlError, request
+
+    cfg = _load(args)
+    try:
+        return request(Path(cfg.control.socket), cmd, **kw)
+    except ControlError as e:
+        print(f"smgw: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from smgw.service import status_line
+
+    st = _request(args, "status")
+    if args.json:
+        print(json.dumps(st, indent=2, default=str))
+        return 0
+    print(status_line(st))
+    fw = st.get("firmware") or {}
+    print(f"gateway  id={st['gateway']['id']} version={st['gateway']['version']} "
+          f"uptime={st['gateway']['uptime_s']}s wan={st['gateway']['wan']}")
+    if fw:
+        print(f"firmware version={fw['version']} board={fw['board']} boot={fw['boot']} "
+              f"reset={fw['reset']} files={len(fw['files'])} "
+              f"durable_outbox={fw['durable_outbox']}")
+    c = st["host_counters"]
+    print("link     host: " + " ".join(f"{k}={v}" for k, v in c.items() if v))
+    fs = st.get("firmware_status") or {}
+    if fs.get("counters"):
+        print("link     firmware: " + " ".join(
+            f"{k}={v}" for k, v in fs["counters"].items() if v))
+    lt = st.get("linktest") or {}
+    if lt.get("host_received") or lt.get("firmware_received"):
+        print(f"linktest host received {lt.get('host_received')}; "
+              f"firmware received {lt.get('firmware_received')}")
+    return 0
+
+
+def cmd_linktest(args: argparse.Namespace) -> int:
+    before = _request(args, "status")
+    res = _request(args, "linktest", count=args.count, size=args.size)
+    print(f"queued {res['queued']} messages of {res['size']} bytes each way")
+    if not args.wait:
+        return 0
+    base_fw = (before.get("linktest") or {}).get("firmware_received") or {}
+    base_host = (before.get("linktest") or {}).get("host_received") or {}
+    want_fw = (base_fw.get("received") or 0) + args.count
+    want_host = (base_host.get("received") or 0) + args.count
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        _request(args, "refresh")
+        time.sleep(0.5)
+        lt = _request(args, "status")["linktest"]
+        fw, host = lt.get("firmware_received") or {}, lt.get("host_received") or {}
+        print(f"\rfirmware received {fw.get('received')}/{want_fw}, "
+              f"host received {host.get('received')}/{want_host}", end="", flush=True)
+        if (fw.get("received") or 0) >= want_fw and (host.get("received") or 0) >= want_host:
+            print()
+            ok = not fw.get("out_of_order") and not host.get("out_of_order") and \
+                not fw.get("bad_data") and not host.get("bad_data")
+            print("linktest " + ("passed: in order, intact" if ok else f"FAILED: {lt}"))
+            return 0 if ok else 1
+    print("\nlinktest timed out")
+    return 1
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    print(json.dumps(cfg.to_dict(), indent=2, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="smgw", description="Open Smart Meter Gateway")
+    p.add_argument("--version", action="version", version=f"smgw {VERSION}")
+    p.add_argument("-c", "--config", help="TOML configuration file (default: built-in defaults)")
+    p.add_argument("--data-dir", help="override gateway.data_dir")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run the gateway (default: on the simulated board)")
+    r.add_argument("--port", help="serial port or pyserial URL of a real board, or 'sim'")
+    r.add_argument("--baudrate", type=int, help="link UART baud rate")
+    r.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("status", help="show the running gateway's state")
+    s.add_argument("--json", action="store_true", help="everything, as JSON")
+    s.set_defaults(func=cmd_status)
+
+    lt = sub.add_parser("linktest", help="send test messages both ways over the firmware link")
+    lt.add_argument("--count", type=int, default=1000)
+    lt.add_argument("--size", type=int, default=100)
+    lt.add_argument("--wait", action="store_true", help="wait until all arrived and check them")
+    lt.add_argument("--timeout", type=float, default=300)
+    lt.set_defaults(func=cmd_linktest)
+
+    c = sub.add_parser("config", help="show the effective configuration")
+    c.set_defaults(func=cmd_config)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
