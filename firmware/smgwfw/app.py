@@ -86,6 +86,7 @@ class App:
         self._gen_size = 0
         self._gen_n = 0
         self.time_offset = None  # unix ms - ticks at the last TIME message
+        self.release_requested = False
         self._boot_tick = now
         self._boot_event_sent = False
         if self.journal.__class__ is FileJournal and self.journal.truncated_bytes:
@@ -94,10 +95,23 @@ class App:
     # ---------------------------------------------------------------- the loop
 
     def run(self):
+        # Returns only when the host asked for the port (RELEASE), after the acknowledgement of
+        # that request and everything before it has gone out; the board's release() then hands
+        # the port back to the REPL so mpremote can reach the board.
         b = self.board
+        released_at = None
         while True:
-            wait = self.step(b.ticks_ms())
+            now = b.ticks_ms()
+            wait = self.step(now)
+            if self.release_requested:
+                if released_at is None:
+                    released_at = now
+                elif (now - released_at) & _MASK > 300 or not self.link.queued():
+                    break
             b.wait(wait)
+        release = getattr(b, "release", None)
+        if release is not None:
+            release()
 
     def step(self, now):
         # One pass; returns ms the caller may sleep (input wakes it earlier on boards that can).
@@ -242,6 +256,8 @@ class App:
                 return
             self._gen_left += count
             self._gen_size = size
+        elif t == m.T_RELEASE:
+            self.release_requested = True
         elif t == m.T_ERROR:
             self._event(m.EV_PEER_ERROR, [msg.get(m.K_ERROR_CODE, -1), str(msg.get(m.K_ERROR_DETAIL, ""))])
         elif t in (m.T_LEDS, m.T_STATUS, m.T_EVENT, m.T_RECORD, m.T_LINKTEST_REPORT):

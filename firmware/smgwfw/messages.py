@@ -31,6 +31,7 @@ T_LINKTEST_GEN = const(8)  # host -> fw: please send COUNT linktest records of S
 T_TIME = const(9)  # host -> fw: wall-clock time for timestamping captures
 T_GET_STATUS = const(10)  # host -> fw: ask for a STATUS
 T_LINKTEST_REPORT = const(11)  # fw -> host: what the firmware's linktest receiver has seen
+T_RELEASE = const(12)  # host -> fw: stop, give the port back to the REPL (before flashing)
 
 # --- STATE (host -> fw)
 K_STATE_OP = const(2)

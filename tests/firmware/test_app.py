@@ -190,3 +190,29 @@ def test_host_linktest_is_consumed_durably_across_a_reset(tmp_path):
     app2 = App(board)
     assert app2.state.v["host_cursor"] == 30 and app2.state.v["lt_last"] == 30
     assert app2.link.cursors == {777: 30}
+
+
+def test_release_ends_the_loop_and_hands_the_port_back(setup):
+    board, app, host = setup
+    released = []
+    board.release = lambda: released.append(board.t)
+
+    def wait(ms):  # the board's sleep: the line and the host run meanwhile
+        board.t += max(1, ms)
+        if board.tx:
+            host.link.receive(bytes(board.tx), board.t)
+            board.tx.clear()
+        host.pump()
+        while (f := host.link.poll(board.t)) is not None:
+            board.rx += f
+        assert board.t < 100_000, "run() did not return"
+
+    board.wait = wait
+    host.link.send({m.K_TYPE: m.T_RELEASE})
+    while (f := host.link.poll(board.t)) is not None:
+        board.rx += f
+    app.run()
+    assert released and app.release_requested
+    # the RELEASE itself was acknowledged before the firmware let go
+    run(board, app, host, 50)
+    assert not host.link.queued()

@@ -31,6 +31,7 @@ log = logging.getLogger("smgw.link")
 _MASK = 0x3FFFFFFF
 RETRY_STORE_S = 1.0
 TIME_RESYNC_S = 60.0
+STATUS_POLL_S = 5.0  # how fresh the firmware's counters in `smgw status` are
 
 EVENT_NAMES = {
     m.EV_BOOT: "boot",
@@ -83,6 +84,7 @@ class FirmwareLink:
         self._acked_upto = 0
         self._state_dirty = True
         self._last_time_sync = 0.0
+        self._last_status_poll = 0.0
         self.fw_hello: dict | None = None
         self.fw_leds: list[str] | None = None
         self.fw_status: dict | None = None
@@ -140,6 +142,9 @@ class FirmwareLink:
             self._feed_outbox()
             if self._state_dirty:
                 self._state_dirty = not link.send(self.gateway.to_message())
+            if time.monotonic() - self._last_status_poll > STATUS_POLL_S:
+                if link.send({m.K_TYPE: m.T_GET_STATUS}):
+                    self._last_status_poll = time.monotonic()
             if time.monotonic() - self._last_time_sync > TIME_RESYNC_S:
                 if link.send({m.K_TYPE: m.T_TIME, m.K_TIME_UNIX_MS: int(time.time() * 1000)}):
                     self._last_time_sync = time.monotonic()
@@ -252,7 +257,7 @@ class FirmwareLink:
             boot=self.fw_hello.get("boot"), files=len(files) if isinstance(files, dict) else 0))
         self._state_dirty = True
         self._last_time_sync = 0.0
-        self.link.send({m.K_TYPE: m.T_GET_STATUS})
+        self._last_status_poll = 0.0
 
     def _on_message(self, msg: dict) -> None:
         t = msg[m.K_TYPE]
