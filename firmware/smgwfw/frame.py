@@ -46,6 +46,16 @@ TOO_LONG = const(6)
 REASONS = ("", "bad_cobs", "bad_length", "bad_crc", "bad_version", "bad_kind", "too_long")
 
 
+# A HELLO carries the firmware's identity (version, board, the hash of every file), so it gets
+# its own room whatever the DATA limit is: both ends must be able to read the other's HELLO
+# before they know its limits.
+HELLO_MAX = const(2048)
+
+
+def payload_room(max_payload):
+    return max_payload if max_payload > HELLO_MAX else HELLO_MAX
+
+
 def wire_capacity(max_payload):
     # bytes one frame can occupy on the wire, both delimiters included
     return cobs.max_encoded_len(HEADER_LEN + max_payload + CRC_LEN) + 2
@@ -56,14 +66,15 @@ class Encoder:
     # the next call.
     def __init__(self, max_payload):
         self.max_payload = max_payload
-        self._raw = bytearray(HEADER_LEN + max_payload + CRC_LEN)
-        self._wire = bytearray(wire_capacity(max_payload))
+        room = payload_room(max_payload)
+        self._raw = bytearray(HEADER_LEN + room + CRC_LEN)
+        self._wire = bytearray(wire_capacity(room))
         self._wire_mv = memoryview(self._wire)
 
     def encode(self, kind, sess, seq, ack, payload):
         n = len(payload)
-        if n > self.max_payload:
-            raise ValueError("payload larger than max_payload")
+        if n > (HELLO_MAX if kind == KIND_HELLO else self.max_payload):
+            raise ValueError("payload larger than the frame allows")
         raw = self._raw
         struct.pack_into(">BBHHH", raw, 0, FRAME_VERSION, kind, sess, seq, ack)
         raw[HEADER_LEN : HEADER_LEN + n] = payload
@@ -78,7 +89,7 @@ class Encoder:
 class Deframer:
     def __init__(self, max_payload):
         self.max_payload = max_payload
-        self._cap = wire_capacity(max_payload)
+        self._cap = wire_capacity(payload_room(max_payload))
         self._buf = bytearray(self._cap)
         self._mv = memoryview(self._buf)
         self._n = 0
@@ -138,7 +149,7 @@ class Deframer:
             return BAD_VERSION
         if kind > KIND_HELLO:
             return BAD_KIND
-        if body - HEADER_LEN > self.max_payload:
+        if body - HEADER_LEN > (HELLO_MAX if kind == KIND_HELLO else self.max_payload):
             return BAD_LENGTH
         self.kind = kind
         self.sess = sess

@@ -16,6 +16,9 @@ import struct
 from smgwfw.crc import crc32
 
 _HDR = 10
+# once this many bytes of acknowledged entries lie before the first pending one, the file is
+# rewritten without them, so a journal that is never fully drained still stays bounded
+COMPACT_BYTES = 65536
 
 
 def _exists(path):
@@ -72,6 +75,9 @@ class RamJournal:
         self._bytes += len(payload)
         return rid
 
+    def last_payload(self):
+        return self._q[-1][1] if self._q else None
+
     def next_unfed(self):
         # -> (rid, payload) of the next entry not yet given to the link, or None
         if self._feed < len(self._q):
@@ -96,6 +102,9 @@ class RamJournal:
 
 
 class FileJournal:
+    # Keeps no per-entry state in RAM: rids are consecutive and every entry carries its length,
+    # so a handful of offsets is enough to walk the file, however long the backlog is (a Pico
+    # has ~190 KiB of heap; a 256 KiB backlog of small telegrams would not fit as a list).
     def __init__(self, path, capacity_bytes, nonce_source):
         self.path = path
         self.capacity = capacity_bytes
@@ -121,42 +130,57 @@ class FileJournal:
                 b = f.read()
             if len(b) == 4:
                 self.acked = struct.unpack(">I", b)[0]
-        self._index = []  # [rid, offset, length] of unacknowledged entries, in order
-        self._bytes = 0
+        self._hdr = bytearray(_HDR)
+        self._count = 0  # pending entries
+        self._bytes = 0  # their payload bytes
+        self._first = 0  # offset of the first pending entry
+        self._last = 0  # offset of the newest entry
+        self._end = 0  # end of the last good entry
         last = self._scan()
         self._next_rid = max(last, self.acked) + 1
-        self._feed = 0
-        self._hdr = bytearray(_HDR)
+        self._feed = self._first  # offset of the next entry to give to the link
+        self._feed_len = 0
+
+    def _read_hdr(self, f, off):
+        # -> (length, rid) of the entry at off
+        f.seek(off)
+        f.readinto(self._hdr)
+        ln, rid, _ = struct.unpack(">HII", self._hdr)
+        return ln, rid
 
     def _scan(self):
-        # Builds the index of entries after the ack mark and cuts off a torn tail.
+        # Finds the pending entries after the ack mark and cuts off a torn tail.
         last = 0
         if not _exists(self.path):
             return last
-        good = 0
         hdr = bytearray(_HDR)
+        first = -1
+        pos = 0
         with open(self.path, "rb") as f:
-            pos = 0
             while True:
                 n = f.readinto(hdr)
-                if n == 0:
-                    break
                 if n < _HDR:
                     break
                 ln, rid, crc = struct.unpack(">HII", hdr)
                 body = f.read(ln)
                 if len(body) < ln or crc32(body, crc32(hdr[2:6])) != crc or rid <= last:
                     break
+                if last and rid != last + 1:
+                    break  # rids are consecutive; anything else is damage
                 last = rid
-                pos += _HDR + ln
-                good = pos
                 if rid > self.acked:
-                    self._index.append([rid, pos - ln, ln])
+                    if first < 0:
+                        first = pos
+                    self._count += 1
                     self._bytes += ln
+                    self._last = pos
+                pos += _HDR + ln
         size = os.stat(self.path)[6]
-        if good < size:
-            self.truncated_bytes = size - good
-            self._truncate(good)
+        if pos < size:
+            self.truncated_bytes = size - pos
+            self._truncate(pos)
+        self._end = pos
+        self._first = first if first >= 0 else pos
         return last
 
     def _truncate(self, size):
@@ -181,7 +205,7 @@ class FileJournal:
         return self._bytes
 
     def pending(self):
-        return len(self._index)
+        return self._count
 
     def next_rid(self):
         return self._next_rid
@@ -204,40 +228,81 @@ class FileJournal:
                 os.fsync(f.fileno())
             except (AttributeError, OSError):
                 pass
-            end = f.tell()
+        if not self._count:
+            self._first = self._end
+        self._last = self._end
+        self._end += _HDR + ln
         self._next_rid = rid + 1
-        self._index.append([rid, end - ln, ln])
+        self._count += 1
         self._bytes += ln
         return rid
 
-    def next_unfed(self):
-        if self._feed >= len(self._index):
+    def last_payload(self):
+        # the newest pending entry's payload (None when nothing is pending)
+        if not self._count:
             return None
-        rid, off, ln = self._index[self._feed]
         with open(self.path, "rb") as f:
-            f.seek(off)
-            payload = f.read(ln)
-        return rid, payload
+            ln, _ = self._read_hdr(f, self._last)
+            return f.read(ln)
+
+    def next_unfed(self):
+        if self._feed >= self._end:
+            return None
+        with open(self.path, "rb") as f:
+            ln, rid = self._read_hdr(f, self._feed)
+            self._feed_len = ln
+            return rid, f.read(ln)
 
     def fed(self):
-        self._feed += 1
+        self._feed += _HDR + self._feed_len
 
     def ack(self, rid):
         if rid <= self.acked:
             return
         self.acked = rid
         _write_atomic(self._ack_path, struct.pack(">I", rid))
-        idx = self._index
-        k = 0
-        while k < len(idx) and idx[k][0] <= rid:
-            self._bytes -= idx[k][2]
-            k += 1
-        if k:
-            del idx[:k]
-            self._feed = max(0, self._feed - k)
-        if not idx and _exists(self.path):
-            # everything is with the host: start the file afresh so it never grows without bound
-            os.remove(self.path)
+        if self._count:
+            with open(self.path, "rb") as f:
+                while self._count:
+                    ln, r = self._read_hdr(f, self._first)
+                    if r > rid:
+                        break
+                    self._first += _HDR + ln
+                    self._count -= 1
+                    self._bytes -= ln
+        if self._feed < self._first:
+            self._feed = self._first
+        if not self._count:
+            if _exists(self.path):
+                # everything is with the host: start the file afresh
+                os.remove(self.path)
+            self._first = self._last = self._end = self._feed = 0
+        elif self._first >= COMPACT_BYTES:
+            self._compact()
+
+    def _compact(self):
+        # Rewrites the file from the first pending entry on; a crash leaves either the old file
+        # (whose acknowledged prefix is skipped at the next open) or the new one.
+        start = self._first
+        tmp = self.path + ".cut"
+        buf = bytearray(512)
+        with open(self.path, "rb") as src, open(tmp, "wb") as dst:
+            src.seek(start)
+            while True:
+                n = src.readinto(buf)
+                if not n:
+                    break
+                dst.write(memoryview(buf)[:n])
+            try:
+                dst.flush()
+                os.fsync(dst.fileno())
+            except (AttributeError, OSError):
+                pass
+        os.rename(tmp, self.path)
+        self._first -= start
+        self._last -= start
+        self._end -= start
+        self._feed -= start
 
     def close(self):
         pass
@@ -246,7 +311,8 @@ class FileJournal:
 class State:
     # A handful of integers that must survive a reset (boot counter, the host stream cursor and
     # the linktest receiver's counters), written atomically as one small file.
-    FIELDS = ("boot", "host_stream", "host_cursor", "lt_received", "lt_last", "lt_ooo", "lt_bad")
+    FIELDS = ("boot", "host_stream", "host_cursor", "lt_received", "lt_last", "lt_ooo", "lt_bad",
+              "gen_n", "gen_target", "gen_size")
 
     def __init__(self, path):
         self.path = path

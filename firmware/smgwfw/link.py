@@ -91,6 +91,8 @@ COUNTER_NAMES = (
     "timeouts",
     "bad_messages",
     "queue_full",
+    "rx_queue_full",
+    "too_large_for_peer",
     "sessions",
     "peer_restarts",
 )
@@ -160,6 +162,7 @@ class Link:
         self._peer_stream = 0
         self._peer_incarnation = None
         self._peer_window = window
+        self._peer_max_payload = max_payload
 
         # transmit: _txq holds [payload, rid] not yet acknowledged; the first _tx_sent of them
         # are in flight with seq _tx_base + index
@@ -199,6 +202,10 @@ class Link:
     def queued(self):
         return len(self._txq)
 
+    def idle(self):
+        # nothing to send: no queued message and no acknowledgement owed to the peer
+        return not self._txq and not self._ack_due
+
     def queued_bytes(self):
         return self._tx_bytes
 
@@ -219,6 +226,9 @@ class Link:
             payload = bytes(msg)
         if len(payload) > self.max_payload:
             raise ValueError("message larger than max_payload")
+        if len(payload) > self._peer_max_payload:
+            self.counters["too_large_for_peer"] += 1
+            return False
         if not self.can_send(len(payload)):
             self.counters["queue_full"] += 1
             return False
@@ -301,6 +311,14 @@ class Link:
         if self._state != _UP:
             return None
         limit = self.window if self.window < self._peer_window else self._peer_window
+        while self._tx_sent < len(self._txq) and len(self._txq[self._tx_sent][0]) > \
+                self._peer_max_payload:
+            # queued before the peer's limit was known; it could never be delivered
+            e = self._txq.pop(self._tx_sent)
+            self._tx_bytes -= len(e[0])
+            self.counters["too_large_for_peer"] += 1
+            self._events.append((EV_ERROR, (m.ERR_NOT_SUPPORTED, "message larger than the peer "
+                                            "accepts, rid %d" % e[1])))
         if self._tx_sent < len(self._txq) and self._tx_sent < limit:
             e = self._txq[self._tx_sent]
             seq = (self._tx_base + self._tx_sent) & 0xFFFF
@@ -390,7 +408,8 @@ class Link:
 
     def _on_ack(self, ack, pure):
         n = _sdiff(ack, self._tx_base)
-        if n > 0 and n <= self._tx_sent:
+        # anything sent in this session may be acknowledged, also after a go-back reset _tx_sent
+        if n > 0 and n <= _sdiff(self._tx_high, self._tx_base) and n <= len(self._txq):
             for _ in range(n):
                 e = self._txq.pop(0)
                 self._tx_bytes -= len(e[0])
@@ -400,7 +419,7 @@ class Link:
                 self._rtt_sample(_tdiff(self._now, self._rtt_t0))
                 self._rtt_seq = -1
             self._tx_base = ack
-            self._tx_sent -= n
+            self._tx_sent = self._tx_sent - n if self._tx_sent > n else 0
             self._dupacks = 0
             self._fast_armed = True
             self._rto_cur = self._rto_base
@@ -454,6 +473,7 @@ class Link:
             self._ack_at = self._now
             return
         if len(self._rxq) >= self.window:
+            self.counters["rx_queue_full"] += 1
             return  # application is behind; the sender will retransmit
         try:
             msg = cbor.loads(payload)
@@ -578,6 +598,7 @@ class Link:
         self._peer_stream = h[H_STREAM]
         self._peer_incarnation = h[H_INCARNATION]
         self._peer_window = max(1, h[H_WINDOW])
+        self._peer_max_payload = min(self.max_payload, max(64, h[H_MAX_PAYLOAD]))
         if restarted:
             self.counters["peer_restarts"] += 1
             # volatile messages were meant for the old incarnation; it is gone

@@ -3,8 +3,8 @@
 # Every message is a CBOR map with small integer keys (compact on the wire, cheap to parse on the
 # device). Key 0 is always the message type; key 1, when present, is the durable record id (rid)
 # that lets a receiver drop a copy it has already stored, even across restarts of either side.
-# The catalogue is versioned with CATALOGUE_VERSION, announced in HELLO; a peer with another major
-# version is refused at HELLO time. docs/link-protocol.md describes every field in prose.
+# The catalogue is versioned with CATALOGUE_VERSION, announced in HELLO; a peer with another
+# version is refused at HELLO time (the session never comes up, and both sides say why). docs/link-protocol.md describes every field in prose.
 try:
     from micropython import const
 except ImportError:  # CPython: const() is only a compile-time hint on MicroPython

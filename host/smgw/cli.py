@@ -67,6 +67,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"firmware version={fw['version']} board={fw['board']} boot={fw['boot']} "
               f"reset={fw['reset']} files={len(fw['files'])} "
               f"durable_outbox={fw['durable_outbox']}")
+        integ = fw.get("integrity") or {}
+        if integ:
+            print("integrity " + (integ.get("summary") or integ.get("error") or str(integ)))
     c = st["host_counters"]
     print("link     host: " + " ".join(f"{k}={v}" for k, v in c.items() if v))
     fs = st.get("firmware_status") or {}
@@ -139,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("config", help="show the effective configuration")
     c.set_defaults(func=cmd_config)
+
+    from smgw.firmware.cli import add_parser as add_fwinfo
+    from smgw.flash.cli import add_parser as add_flash
+
+    add_fwinfo(sub)
+    add_flash(sub)  # flash and firmware
     return p
 
 

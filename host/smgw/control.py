@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+import stat
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,13 @@ class ControlServer:
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
+        if self.path.exists() or self.path.is_symlink():
+            if not stat.S_ISSOCK(self.path.lstat().st_mode):
+                # never delete what is not ours: a misconfigured path could name the database
+                raise ControlError(f"control socket path {self.path} exists and is not a socket")
             if _alive(self.path):
                 raise ControlError(f"another gateway is running on {self.path}")
-            self.path.unlink()
+            self.path.unlink()  # a socket left behind by a gateway that was killed
         self._server = await asyncio.start_unix_server(self._client, path=str(self.path),
                                                        limit=MAX_REQUEST)
         os.chmod(self.path, 0o600)

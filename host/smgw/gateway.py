@@ -38,7 +38,9 @@ class GatewayState:
         self._subscribers.append(fn)
 
     def update(self, **changes: Any) -> None:
+        # all fields are checked before any is applied: a refused update changes nothing
         limits = {"op": m.OP_MAX, "wan": m.WAN_MAX, "lmc": m.LMC_MAX, "security": m.SEC_MAX}
+        checked = {}
         for key, value in changes.items():
             if key == "install":
                 value = bool(value)
@@ -48,6 +50,8 @@ class GatewayState:
                     raise ValueError(f"gateway state {key}: {value!r} out of range")
             else:
                 raise ValueError(f"unknown gateway state field {key!r}")
+            checked[key] = value
+        for key, value in checked.items():
             setattr(self, key, value)
         for fn in self._subscribers:
             fn()

@@ -216,3 +216,31 @@ def test_release_ends_the_loop_and_hands_the_port_back(setup):
     # the RELEASE itself was acknowledged before the firmware let go
     run(board, app, host, 50)
     assert not host.link.queued()
+
+
+def test_generator_position_is_repaired_from_the_journal_after_a_reset(tmp_path):
+    (tmp_path / "f").mkdir()
+    board = Board(tmp_path / "f")
+    app = App(board)
+    v = app.state.v
+    v["gen_target"], v["gen_size"] = 5, 10
+    app.state.save()
+    app._generate()
+    assert v["gen_n"] == 5
+    # a reset hit between the journal append of n=5 and the save of the generator position
+    v["gen_n"] = 4
+    app.state.save()
+    app2 = App(board)
+    assert app2.state.v["gen_n"] == 5  # n=5 is in the journal: it is not made again
+    app2._generate()
+    assert app2.journal.pending() == 5
+
+
+def test_durable_generator_request_is_saved_before_it_is_acknowledged(setup, tmp_path):
+    board, app, host = setup
+    host.link.send({m.K_TYPE: m.T_LINKTEST_GEN, m.K_LTG_COUNT: 3, m.K_LTG_SIZE: 8}, rid=41)
+    run(board, app, host, 300, lambda: len(host.of_type(m.T_LINKTEST)) >= 3)
+    from smgwfw.journal import State
+
+    saved = State(str(Path(board.STORAGE) / "state.bin")).v
+    assert saved["host_cursor"] == 41 and saved["gen_target"] == 3 and saved["gen_n"] == 3

@@ -95,7 +95,7 @@ def test_damaged_frames_are_rejected_with_their_reason():
 
 
 def test_oversized_run_is_skipped_to_the_next_delimiter_without_growing():
-    d_cap = fr.wire_capacity(64)
+    d_cap = fr.wire_capacity(fr.payload_room(64))
     enc = fr.Encoder(64)
     good = bytes(enc.encode(fr.KIND_ACK, 1, 0, 0, b""))
     got = frames_of(b"\x01" * (d_cap * 5) + b"\x00" + good)
@@ -108,3 +108,14 @@ def test_oversized_run_is_skipped_to_the_next_delimiter_without_growing():
 @settings(max_examples=800, deadline=None)
 def test_fuzz_deframer_never_raises(data, chunk):
     frames_of(data, chunks=chunk)
+
+
+def test_hello_has_room_beyond_a_small_data_limit_but_data_does_not():
+    enc = fr.Encoder(64)
+    hello = bytes(enc.encode(fr.KIND_HELLO, 0, 0, 0, b"h" * 1500))
+    assert frames_of(hello)[0][0] == 0
+    big = fr.Encoder(2000)
+    data = bytes(big.encode(fr.KIND_DATA, 1, 0, 0, b"d" * 65))
+    assert frames_of(data) == [(fr.BAD_LENGTH,)]
+    with pytest.raises(ValueError):
+        enc.encode(fr.KIND_HELLO, 0, 0, 0, b"h" * (fr.HELLO_MAX + 1))

@@ -100,3 +100,31 @@ def test_state_survives_and_rejects_corruption(tmp_path):
     data[0] ^= 1
     open(p, "wb").write(data)
     assert State(p).v["boot"] == 0
+
+
+def test_journal_with_a_constant_backlog_stays_bounded(tmp_path, monkeypatch):
+    import smgwfw.journal as jm
+
+    monkeypatch.setattr(jm, "COMPACT_BYTES", 2000)
+    p = str(tmp_path / "o.bin")
+    j = FileJournal(p, 1_000_000, nonce)
+    pending = []
+    for i in range(1, 400):
+        pending.append(put(j, b"%05d" % i + b"x" * 95))
+        if len(pending) > 5:  # the host always lags five entries behind
+            j.ack(pending.pop(0))
+        assert os.path.getsize(p) < 2000 + 6 * 110
+    j2 = FileJournal(p, 1_000_000, nonce)  # reopening after compaction finds exactly the backlog
+    assert [rid for rid, _ in drain(j2)] == pending
+    assert drain(FileJournal(p, 1_000_000, nonce))[-1][1].startswith(b"00399")
+
+
+def test_last_payload_is_the_newest_pending_entry(tmp_path):
+    j = FileJournal(str(tmp_path / "o.bin"), 10_000, nonce)
+    assert j.last_payload() is None
+    put(j, b"a")
+    put(j, b"bb")
+    assert j.last_payload() == b"bb"
+    r = RamJournal(100, 1)
+    put(r, b"c")
+    assert r.last_payload() == b"c"

@@ -180,3 +180,41 @@ def test_fuzz_valid_frames_with_hostile_payloads(payload):
         p.b.pump_events()
     # whatever it was, the endpoint is still usable
     assert p.run_until(lambda: p.a.link.up and p.b.link.up, 20_000)
+
+
+def test_messages_larger_than_the_peer_accepts_are_refused_not_resent_forever():
+    p = Pair(Side("fw", 111, 1, max_payload=2048), Side("host", 222, 2, max_payload=256))
+    # queued before the peer's limit is known
+    p.a.link.send(linktest_msg(1, size=1000), rid=1)
+    p.a.link.send(linktest_msg(2, size=10), rid=2)
+    assert p.run_until(lambda: len(p.b.stored) >= 1, 5000)
+    p.run_until(lambda: False, 300)
+    assert [n for _, n in p.b.stored] == [2]
+    assert p.a.link.counters["too_large_for_peer"] == 1
+    assert any(e[0] == lk.EV_ERROR for e in p.a.events)
+    # once the limit is known, send() says no at once
+    assert p.a.link.send(linktest_msg(3, size=1000), rid=3) is False
+
+
+def test_ack_arriving_right_after_a_go_back_is_not_lost():
+    p = up_pair()
+    for n in range(1, 5):
+        p.a.link.send(linktest_msg(n), rid=n)
+    frames = []
+    while (f := p.a.link.poll(p.now)) is not None:
+        frames.append(bytes(f))
+    for f in frames:
+        p.b.link.receive(f, p.now)
+    p.b.pump_events()
+    acks = []
+    p.now += 10
+    while (f := p.b.link.poll(p.now)) is not None:
+        acks.append(bytes(f))
+    # the sender times out and goes back before the acknowledgement arrives
+    p.now += 1000
+    p.a.link.tick(p.now)
+    assert p.a.link._tx_sent == 0
+    for f in acks:
+        p.a.link.receive(f, p.now)
+    p.a.pump_events()
+    assert sorted(p.a.acked) == [1, 2, 3, 4] and not p.a.link.queued()

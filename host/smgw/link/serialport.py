@@ -26,8 +26,10 @@ class SerialPort:
     def __init__(self, url: str, baudrate: int) -> None:
         self.url = url
         try:
+            # exclusive: a second program (mpremote, another gateway) on the same board fails
+            # at once instead of both reading half of each other's bytes
             self._ser = serial.serial_for_url(url, baudrate=baudrate, timeout=0.05,
-                                              write_timeout=2)
+                                              write_timeout=2, exclusive=True)
         except (serial.SerialException, ValueError) as e:
             raise PortError(f"cannot open serial port {url!r}: {e}") from None
         self._thread: threading.Thread | None = None

@@ -18,9 +18,11 @@ from typing import Any
 
 import cbor2
 
+from smgw.firmware.manifest import ManifestError, check_hello_files, load_manifest
 from smgw.gateway import GatewayState
 from smgw.link.serialport import PortError, SerialPort
 from smgw.store import Store, StoreError
+from smgwfw import cbor as fwcbor
 from smgwfw import link as lk
 from smgwfw import messages as m
 from smgwfw.app import pattern
@@ -86,6 +88,7 @@ class FirmwareLink:
         self._last_time_sync = 0.0
         self._last_status_poll = 0.0
         self.fw_hello: dict | None = None
+        self.fw_integrity: dict | None = None
         self.fw_leds: list[str] | None = None
         self.fw_status: dict | None = None
         self.fw_linktest: dict | None = None
@@ -165,7 +168,7 @@ class FirmwareLink:
             rid, payload = self._outq[0]
             msg = cbor2.loads(payload)
             msg[m.K_RID] = rid
-            body = cbor2.dumps(msg)
+            body = fwcbor.dumps(msg)  # deterministic key order, as the firmware writes
             if not link.can_send(len(body)):
                 return
             link.send(body, rid)
@@ -252,12 +255,29 @@ class FirmwareLink:
             )
         except StoreError as e:
             log.error("could not record the firmware hello", extra=_fields(error=str(e)))
+        self._check_integrity(files)
         log.info("link up", extra=_fields(
             fw_version=self.fw_hello.get("fw"), board=self.fw_hello.get("board"),
             boot=self.fw_hello.get("boot"), files=len(files) if isinstance(files, dict) else 0))
         self._state_dirty = True
         self._last_time_sync = 0.0
         self._last_status_poll = 0.0
+
+    def _check_integrity(self, files: Any) -> None:
+        # the hashes the firmware reports for its own files, against the release manifest
+        try:
+            result = check_hello_files(load_manifest(), files if isinstance(files, dict) else {})
+        except ManifestError as e:
+            self.fw_integrity = {"ok": False, "error": str(e)}
+            log.error("firmware integrity not checkable", extra=_fields(error=str(e)))
+            return
+        self.fw_integrity = {**result.to_dict(), "summary": result.summary()}
+        if result.ok:
+            log.info("firmware matches the release manifest",
+                     extra=_fields(variant=result.variant))
+        else:
+            log.error("firmware does not match the release manifest",
+                      extra=_fields(summary=result.summary()))
 
     def _on_message(self, msg: dict) -> None:
         t = msg[m.K_TYPE]
@@ -319,7 +339,7 @@ class FirmwareLink:
             log.warning("firmware rejected a message", extra=_fields(
                 code=ERROR_NAMES.get(msg.get(m.K_ERROR_CODE), msg.get(m.K_ERROR_CODE)),
                 detail=msg.get(m.K_ERROR_DETAIL), ref=msg.get(m.K_ERROR_REF)))
-        elif t in (m.T_STATE, m.T_TIME, m.T_GET_STATUS, m.T_LINKTEST_GEN):
+        elif t in (m.T_STATE, m.T_TIME, m.T_GET_STATUS, m.T_LINKTEST_GEN, m.T_RELEASE):
             link.reject(m.ERR_NOT_SUPPORTED, "firmware may not send this type", t)
         else:
             link.reject(m.ERR_UNKNOWN_TYPE, "unknown message type", t)
@@ -369,6 +389,7 @@ class FirmwareLink:
                 "durable_outbox": self.fw_hello.get("durable"),
                 "files": {k: v.hex() for k, v in self.fw_hello.get("files", {}).items()
                           if isinstance(v, bytes)},
+                "integrity": self.fw_integrity,
             },
             "leds": None if self.fw_leds is None else dict(
                 zip(("PWR", "TLS", "LMC", "wMT"), self.fw_leds)),
