@@ -86,7 +86,15 @@ def link_uart():
 
 
 def wait(ms):
-    link_uart().wait(ms)
+    # sleep until either port has bytes, or ms
+    if ms <= 0:
+        return
+    fds = [f for f in (link_uart()._fd, _lmn._s.fileno() if _lmn is not None else None)
+           if f is not None]
+    if fds:
+        select.select(fds, [], [], ms / 1000)
+    else:
+        time.sleep(ms / 1000)
 
 
 class _Led:
@@ -111,3 +119,31 @@ def leds():
         log = open(os.path.join(STORAGE, "leds.log"), "a", buffering=1)
         _leds = tuple(_Led(n, log) for n in LED_NAMES)
     return _leds
+
+
+# LMN-1, the wired meter bus: on the sim board a serial port (a pty to the meter simulator, or a
+# USB-RS485 adapter on a bench) from SMGW_SIM_METER_PORT; none when it is not set.
+METER_BAUDRATE = int(os.environ.get("SMGW_SIM_METER_BAUD", "9600"))
+_lmn = None
+
+
+class _MeterPort:
+    def __init__(self, port):
+        self._s = serial.serial_for_url(port, baudrate=METER_BAUDRATE, timeout=0)
+
+    def read(self):
+        n = self._s.in_waiting
+        return self._s.read(n) if n else None
+
+    def write(self, data):
+        self._s.write(data)
+
+
+def lmn_port():
+    global _lmn
+    port = os.environ.get("SMGW_SIM_METER_PORT")
+    if not port:
+        return None
+    if _lmn is None:
+        _lmn = _MeterPort(port)
+    return _lmn

@@ -19,6 +19,7 @@ from smgwfw.leds import LedEngine
 
 _MASK = 0x3FFFFFFF
 _GEN_PER_PASS = 8
+_LMN_SLICE = 64  # bytes fed to the frame detector between two drains of its queue
 
 
 def file_hashes(files):
@@ -56,6 +57,15 @@ class App:
         else:
             self.journal = RamJournal(board.JOURNAL_BYTES, (board.nonce() & 0x7FFFFFFF) or 1)
         self.uart = board.link_uart()
+        # LMN-1, the wired meter bus: optional (a board or a bench may have no meter attached)
+        lmn_port = getattr(board, "lmn_port", None)
+        self.lmn = lmn_port() if lmn_port is not None else None
+        self.sml = None
+        if self.lmn is not None:
+            from smgwfw.lmn import CHECK_NAMES, SmlDetector
+
+            self.sml = SmlDetector(max_pad=4)  # DZG meters send PP=4 (seen in real frames)
+            self._check_names = CHECK_NAMES
         cursors = {}
         if self.state.v["host_stream"]:
             cursors[self.state.v["host_stream"]] = self.state.v["host_cursor"]
@@ -117,6 +127,8 @@ class App:
         data = self.uart.read()
         if data:
             self.link.receive(data, now)
+        if self.lmn is not None:
+            self._read_lmn(now)
         self._handle_events(now)
         self._feed_link()
         self._generate()
@@ -132,6 +144,38 @@ class App:
         if v["gen_n"] < v["gen_target"] and self.journal.used() < self.journal.capacity:
             wait = 0
         return 20 if wait > 20 else wait  # LED patterns need ~20 ms resolution
+
+    def _read_lmn(self, now):
+        # Every complete frame goes to the journal at once, with the time it began to arrive
+        # and the detector's own check result; the host decodes it.
+        det = self.sml
+        data = self.lmn.read()
+        if not data:
+            det.poll(now)
+            self._drain_lmn()
+            return
+        # in slices that cannot hold more frames than the detector queues (a UART buffer read
+        # late may hold many; the shortest SML frame is 16 bytes and the queue holds 4)
+        n = len(data)
+        i = 0
+        while i < n:
+            det.feed(data[i:i + _LMN_SLICE], now)
+            i += _LMN_SLICE
+            self._drain_lmn()
+
+    def _drain_lmn(self):
+        det = self.sml
+        while True:
+            f = det.next_frame()
+            if f is None:
+                return
+            frame, check, t0 = f
+            self.capture({
+                m.K_TYPE: m.T_RECORD, m.K_REC_SRC: m.SRC_LMN_WIRED, m.K_REC_TICK: t0,
+                m.K_REC_TIME: None if self.time_offset is None else self.time_offset + t0,
+                m.K_REC_BODY: frame,
+                m.K_REC_META: {"proto": "sml", "check": self._check_names[check]},
+            })
 
     def _render_leds(self, now):
         mask = self.leds.tick(now)

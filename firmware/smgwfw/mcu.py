@@ -21,7 +21,7 @@ ARCHES = ("armv6m", "armv7m", "armv7emsp", "armv7emdp", "xtensa", "xtensawin", "
 RADIO_MODULES = ("amb8465", "im871a")  # wM-Bus modules with a UART command interface
 RADIO_CHIPS = ("cc1101",)  # transceivers driven over SPI
 API = ("link_uart", "wait", "leds", "ticks_ms", "nonce", "reset_cause", "firmware_files",
-       "release", "safe_boot", "rs485_facts", "radio_facts")
+       "release", "safe_boot", "lmn_port", "rs485_facts", "radio_facts")
 
 _MASK30 = 0x3FFFFFFF
 _WRITE_STALL_MS = 1000  # a link write that makes no progress for this long is abandoned
@@ -359,6 +359,7 @@ class Mcu:
         self._link = None
         self._leds = None
         self._cause = None
+        self._lmn = None
 
     # ------------------------------------------------------------------ time and identity
     def ticks_ms(self):
@@ -509,7 +510,17 @@ class Mcu:
         finally:
             pwr.value(0)
 
-    # ------------------------------------------------------------------ later drivers
+    # ------------------------------------------------------------------ meter interfaces
+    def lmn_port(self):
+        # LMN-1: the RS485 meter bus as a half-duplex port (smgwfw.rs485), or None when the
+        # board has no RS485 facts. The port is opened once; its flush() margin is measured.
+        if self._lmn is None and self.ns.get("RS485"):
+            from smgwfw import rs485
+
+            self._lmn = rs485.open_port(self.ns["RS485"])
+            self._lmn.measure_flush()
+        return self._lmn
+
     def rs485_facts(self):
         # the validated RS485 dict (uart, tx, rx, de, re, de_active_high, baud_default) or None
         return self.ns.get("RS485")

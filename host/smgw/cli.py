@@ -111,6 +111,46 @@ def cmd_linktest(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_meter(args: argparse.Namespace) -> int:
+    if args.action == "add":
+        res = _request(args, "meter-add", id=args.id, protocol=args.protocol,
+                       interface=args.interface, obis=args.obis or [], period_s=args.period)
+    elif args.action == "remove":
+        res = _request(args, "meter-remove", id=args.id)
+    else:
+        res = _request(args, "meters")
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    for mt in res["meters"]:
+        chans = ",".join(mt["obis"]) or "all channels"
+        print(f"{mt['id']}  {mt['interface']} {mt['protocol']}  {chans}  "
+              f"{mt['readings']} values stored")
+    if not res["meters"]:
+        print("no meters")
+    for mid, n in res.get("unknown_meters", {}).items():
+        print(f"{mid or '?'}  no profile: {n} frames kept raw, no values taken")
+    return 0
+
+
+def cmd_readings(args: argparse.Namespace) -> int:
+    from decimal import Decimal
+
+    res = _request(args, "readings")
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    for mid, rows in res.items():
+        print(f"meter {mid}")
+        for r in rows:
+            value = Decimal(r["raw"]).scaleb(r["scaler"] or 0)
+            when = (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["capture_ms"] / 1000))
+                    if r["capture_ms"] else "time unknown")
+            print(f"  {r['obis']:<12} {value:>16} {r['unit'] or '':<4} status={r['status']} "
+                  f"{when}")
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     cfg = _load(args)
     print(json.dumps(cfg.to_dict(), indent=2, default=str))
@@ -140,12 +180,28 @@ def build_parser() -> argparse.ArgumentParser:
     lt.add_argument("--timeout", type=float, default=300)
     lt.set_defaults(func=cmd_linktest)
 
+    mt = sub.add_parser("meter", help="meter profiles: add, remove, list")
+    mt.add_argument("action", choices=["add", "remove", "list"])
+    mt.add_argument("id", nargs="?", default="", help="the meter's server id (hex)")
+    mt.add_argument("--protocol", default="sml")
+    mt.add_argument("--interface", default="lmn-wired", choices=["lmn-wired", "lmn-wireless"])
+    mt.add_argument("--obis", action="append", help="keep this channel (repeatable; default all)")
+    mt.add_argument("--period", type=int, help="expected seconds between telegrams")
+    mt.add_argument("--json", action="store_true")
+    mt.set_defaults(func=cmd_meter)
+
+    rd = sub.add_parser("readings", help="the newest value of each channel of each meter")
+    rd.add_argument("--json", action="store_true")
+    rd.set_defaults(func=cmd_readings)
+
     c = sub.add_parser("config", help="show the effective configuration")
     c.set_defaults(func=cmd_config)
 
     from smgw.firmware.cli import add_parser as add_fwinfo
     from smgw.flash.cli import add_parser as add_flash
+    from smgw.meters.cli import add_parser as add_decode
 
+    add_decode(sub)  # decode sml
     add_fwinfo(sub)
     add_flash(sub)  # flash and firmware
     return p

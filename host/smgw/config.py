@@ -119,6 +119,8 @@ class LineNoiseConfig:
 class SimConfig:
     firmware_state_dir: Path = Path("var/sim-board")
     line_noise: LineNoiseConfig = field(default_factory=LineNoiseConfig)
+    sml_meter: bool = True
+    sml_meter_period_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -305,6 +307,15 @@ def _gateway_id() -> _Check:
     return _Check(fn)
 
 
+def _boolean() -> _Check:
+    def fn(v: Any, ctx: _Ctx) -> bool:
+        if not isinstance(v, bool):
+            raise ValueError(f"must be true or false, {_got(v)}")
+        return v
+
+    return _Check(fn)
+
+
 def _port() -> _Check:
     def fn(v: Any, ctx: _Ctx) -> str:
         if not isinstance(v, str) or not v.strip():
@@ -361,6 +372,8 @@ _SCHEMA: dict[str, dict[str, Any]] = {
             "drop_rate": (_float_range(0.0, 0.1), 0.0),
             "seed": (_any_int(), 0),
         },
+        "sml_meter": (_boolean(), True),
+        "sml_meter_period_s": (_float_range(0.05, 3600.0), 2.0),
     },
     "log": {
         "level": (_choice(LOG_LEVELS), "info"),

@@ -10,6 +10,7 @@ import logging
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -20,8 +21,10 @@ from smgw.control import ControlServer
 from smgw.gateway import GatewayState
 from smgw.link.serialport import SerialPort
 from smgw.link.service import FirmwareLink
+from smgw.meters.ingest import MeterIngest
 from smgw.sim.firmware import start_firmware
 from smgw.sim.ptybridge import Noise, PtyBridge
+from smgw.sim.smlmeter import DailyProfile, SmlMeter
 from smgw.store import Store
 from smgwfw import messages as m
 
@@ -34,6 +37,9 @@ class SimBoard:
     """The simulated board: a pty 'cable' and the firmware process, restarted if it dies (as a
     watchdog would reset a real board)."""
 
+    # the simulated meter's channels: import and export registers and the signed power
+    METER_OBIS = ["1-0:1.8.0", "1-0:2.8.0", "1-0:16.7.0"]
+
     def __init__(self, cfg: Config) -> None:
         ln = cfg.sim.line_noise
         noise = Noise(ln.bit_error_rate, ln.drop_rate, ln.seed)
@@ -43,14 +49,36 @@ class SimBoard:
         self.proc: subprocess.Popen | None = None
         self.restarts = 0
         self._task: asyncio.Task | None = None
+        # an SML push meter on the wired LMN, on a cable of its own
+        self.meter: SmlMeter | None = None
+        self.meter_bridge: PtyBridge | None = None
+        self._meter_stop = threading.Event()
+        self._meter_thread: threading.Thread | None = None
+        self._fw_env: dict[str, str] = {}
+        if cfg.sim.sml_meter:
+            self.meter_bridge = PtyBridge().start()
+            self.meter = SmlMeter(profile=DailyProfile(seed=1, pv_peak_w=3000.0),
+                                  period_s=cfg.sim.sml_meter_period_s, two_way=True)
+            self._fw_env["SMGW_SIM_METER_PORT"] = self.meter_bridge.port_b
+
+    @property
+    def meter_id(self) -> str | None:
+        return self.meter.server_id.hex() if self.meter else None
 
     @property
     def host_port(self) -> str:
         return self.bridge.port_a
 
     async def start(self) -> None:
-        self.proc = start_firmware(self.bridge.port_b, self.state_dir, self.log_path)
+        self.proc = start_firmware(self.bridge.port_b, self.state_dir, self.log_path,
+                                   **self._fw_env)
         self._task = asyncio.create_task(self._supervise(), name="sim-firmware")
+        if self.meter and self.meter_bridge:
+            meter, port = self.meter, self.meter_bridge.port_a
+            self._meter_thread = threading.Thread(
+                target=lambda: meter.run(port, stop_event=self._meter_stop),
+                name="sim-meter", daemon=True)
+            self._meter_thread.start()
 
     async def _supervise(self) -> None:
         while True:
@@ -62,7 +90,8 @@ class SimBoard:
                 log.error("sim firmware exited; restarting it", extra={"fields": {
                     "exit_code": code, "log": str(self.log_path)}})
                 await asyncio.sleep(FIRMWARE_RESTART_S)
-                self.proc = start_firmware(self.bridge.port_b, self.state_dir, self.log_path)
+                self.proc = start_firmware(self.bridge.port_b, self.state_dir, self.log_path,
+                                           **self._fw_env)
 
     async def stop(self) -> None:
         if self._task:
@@ -76,6 +105,11 @@ class SimBoard:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self._meter_stop.set()
+        if self._meter_thread:
+            self._meter_thread.join(timeout=5)
+        if self.meter_bridge:
+            self.meter_bridge.close()
         self.bridge.close()
 
     def status(self) -> dict[str, Any]:
@@ -84,6 +118,8 @@ class SimBoard:
             "firmware_restarts": self.restarts,
             "line": vars(self.bridge.stats),
             "state_dir": str(self.state_dir),
+            "meter": None if self.meter is None else {
+                "id": self.meter_id, "frames_sent": self.meter.stats.frames},
         }
 
 
@@ -97,7 +133,9 @@ class Gateway:
         self.sim: SimBoard | None = None
         self.link: FirmwareLink | None = None
         self.control: ControlServer | None = None
+        self.ingest: MeterIngest | None = None
         self._last_line = ""
+        self._last_print = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         cfg = self.cfg
@@ -113,8 +151,13 @@ class Gateway:
             lc = cfg.link
             rto = lc.rto_ms if isinstance(lc.rto_ms, int) else auto_rto_ms(
                 lc.baudrate, lc.window, lc.max_payload)
+            self.ingest = MeterIngest(self.store)
+            if self.sim and self.sim.meter_id and self.sim.meter_id not in self.ingest.meters:
+                self.ingest.add_meter(self.sim.meter_id, obis=SimBoard.METER_OBIS,
+                                      period_s=round(cfg.sim.sml_meter_period_s) or None)
             self.link = FirmwareLink(
-                self.store, SerialPort(port_url, lc.baudrate), self.state, window=lc.window,
+                self.store, SerialPort(port_url, lc.baudrate), self.state, self.ingest,
+                window=lc.window,
                 max_payload=lc.max_payload, rto_ms=rto, hello_ms=lc.hello_interval_ms,
                 version=VERSION,
             )
@@ -150,7 +193,36 @@ class Gateway:
             "linktest": self._cmd_linktest,
             "state": self._cmd_state,
             "refresh": self._cmd_refresh,
+            "meter-add": self._cmd_meter_add,
+            "meter-remove": self._cmd_meter_remove,
+            "meters": lambda req: self.ingest.status(),
+            "readings": self._cmd_readings,
         }
+
+    def _cmd_meter_add(self, req: dict[str, Any]) -> dict[str, Any]:
+        from smgw.store import StoreError
+
+        try:
+            self.ingest.add_meter(str(req.get("id", "")), str(req.get("protocol", "sml")),
+                                  str(req.get("interface", "lmn-wired")),
+                                  list(req.get("obis") or []), req.get("period_s"))
+        except StoreError as e:
+            raise ValueError(str(e)) from None
+        return self.ingest.status()
+
+    def _cmd_meter_remove(self, req: dict[str, Any]) -> dict[str, Any]:
+        if not self.ingest.remove_meter(str(req.get("id", ""))):
+            raise ValueError(f"no meter {req.get('id')!r}")
+        return self.ingest.status()
+
+    def _cmd_readings(self, req: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for mt in self.ingest.meters.values():
+            out[mt.meter_id] = [
+                {"obis": o, "raw": raw, "scaler": sc, "unit": u, "status": st,
+                 "capture_ms": t}
+                for o, raw, sc, u, st, t in self.store.latest_readings(mt.id)]
+        return out
 
     def _cmd_linktest(self, req: dict[str, Any]) -> dict[str, Any]:
         count, size = req.get("count", 1000), req.get("size", 100)
@@ -177,6 +249,7 @@ class Gateway:
                         **self.state.describe()},
             **self.link.status(),
         }
+        out["meters"] = self.ingest.status() if self.ingest else None
         if self.sim:
             out["sim"] = self.sim.status()
         return out
@@ -185,8 +258,11 @@ class Gateway:
         if self.status_out is None or self.link is None:
             return
         line = status_line(self.status())
-        if line != self._last_line:
-            self._last_line = line
+        # a new line when the state changes, not for every stored value (once a minute then)
+        key = line.rsplit(" values=", 1)[0]
+        if key != self._last_line or time.monotonic() - self._last_print > 60:
+            self._last_line = key
+            self._last_print = time.monotonic()
             print(time.strftime("%H:%M:%S"), line, file=self.status_out, flush=True)
 
 
@@ -196,8 +272,13 @@ def status_line(st: dict[str, Any]) -> str:
     led_txt = " ".join(f"{k}={v}" for k, v in leds.items()) if leds else "unknown"
     fw_txt = (f"fw {fw.get('version')} board={fw.get('board')} boot={fw.get('boot')}"
               if fw else "fw -")
-    return (f"link={st['link']} {fw_txt} state={st['gateway']['operating_state']} "
+    line = (f"link={st['link']} {fw_txt} state={st['gateway']['operating_state']} "
             f"LEDs {led_txt}")
+    if st.get("meters") is not None:
+        meters = st["meters"].get("meters") or []
+        values = sum(mt["readings"] for mt in meters)
+        line += f" meters={len(meters)} values={values}"
+    return line
 
 
 def run_gateway(cfg: Config, status_out: TextIO | None = sys.stdout) -> int:

@@ -244,3 +244,36 @@ def test_durable_generator_request_is_saved_before_it_is_acknowledged(setup, tmp
 
     saved = State(str(Path(board.STORAGE) / "state.bin")).v
     assert saved["host_cursor"] == 41 and saved["gen_target"] == 3 and saved["gen_n"] == 3
+
+
+class MeterPort:
+    """The wired LMN port: hands out whatever bytes the test put there, all in one read."""
+
+    def __init__(self):
+        self.buf = bytearray()
+
+    def read(self):
+        data = bytes(self.buf)
+        self.buf.clear()
+        return data or None
+
+
+def test_a_burst_of_meter_frames_in_one_read_is_captured_whole(tmp_path):
+    # A UART buffer read late can hold more frames than the detector's queue: every one of
+    # them must still reach the journal, in order, with its check result.
+    import json
+
+    vectors = json.loads((Path(__file__).parents[1] / "vectors" / "sml_frames.json").read_text())
+    frame = next(bytes.fromhex(v["hex"]) for v in vectors if v["check"] == "x25")
+    (tmp_path / "flash").mkdir()
+    board = Board(tmp_path / "flash")
+    port = MeterPort()
+    board.lmn_port = lambda: port
+    app = App(board)
+    host = Host()
+    assert run(board, app, host, 3000, lambda: host.link.up and app.link.up)
+    port.buf += frame * 12
+    assert run(board, app, host, 3000, lambda: len(host.of_type(m.T_RECORD)) >= 12)
+    recs = host.of_type(m.T_RECORD)
+    assert len(recs) == 12
+    assert all(r[m.K_REC_BODY] == frame and r[m.K_REC_META]["check"] == "x25" for r in recs)

@@ -75,7 +75,7 @@ class Bench:
             return None
 
     def wait_for(self, cond: Callable[[dict[str, Any]], bool], timeout: float,
-                 what: str, refresh: bool = False) -> dict[str, Any]:
+                 what: str, refresh: bool = False, interval: float = 0.3) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         st = None
         while time.monotonic() < deadline:
@@ -91,7 +91,7 @@ class Bench:
             st = self.status()
             if st is not None and cond(st):
                 return st
-            time.sleep(0.3)
+            time.sleep(interval)
         raise AssertionError(f"timed out waiting for {what}; last status: {st}\n{self.logs()}")
 
     def wait_up(self, timeout: float = 30) -> dict[str, Any]:

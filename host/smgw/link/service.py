@@ -21,6 +21,7 @@ import cbor2
 from smgw.firmware.manifest import ManifestError, check_hello_files, load_manifest
 from smgw.gateway import GatewayState
 from smgw.link.serialport import PortError, SerialPort
+from smgw.meters.ingest import MeterIngest
 from smgw.store import Store, StoreError
 from smgwfw import cbor as fwcbor
 from smgwfw import link as lk
@@ -59,10 +60,12 @@ def now_ms() -> int:
 
 
 class FirmwareLink:
-    def __init__(self, store: Store, port: SerialPort, gateway: GatewayState, *,
+    def __init__(self, store: Store, port: SerialPort, gateway: GatewayState,
+                 ingest: MeterIngest, *,
                  window: int = 8, max_payload: int = 1024, rto_ms: int = 200,
                  hello_ms: int = 500, version: str = "") -> None:
         self.store = store
+        self.ingest = ingest
         self.port = port
         self.gateway = gateway
         self.link = lk.Link(
@@ -298,14 +301,7 @@ class FirmwareLink:
             if not rid or not isinstance(body, bytes) or not isinstance(src, int):
                 link.reject(m.ERR_BAD_FIELD, "record: rid, src and body required", t)
                 return
-            meta = msg.get(m.K_REC_META)
-            tick = msg.get(m.K_REC_TICK)
-            captured = msg.get(m.K_REC_TIME)
-            if self.store.put_record(
-                stream, rid, src, tick if isinstance(tick, int) else None,
-                captured if isinstance(captured, int) else None, int(time.time() * 1000),
-                body, cbor2.dumps(meta) if meta is not None else None,
-            ):
+            if self.ingest.record(stream, rid, msg):
                 self.records_stored += 1
         elif t == m.T_LEDS:
             pats = msg.get(m.K_LEDS_PATTERNS)

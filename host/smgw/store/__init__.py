@@ -2,6 +2,8 @@
 
 from .db import (
     HelloRecord,
+    MeterRow,
+    ReadingRow,
     Store,
     StoredRecord,
     StoreError,
@@ -13,6 +15,8 @@ from .migrations import MIGRATIONS, Migration
 __all__ = [
     "MIGRATIONS",
     "HelloRecord",
+    "MeterRow",
+    "ReadingRow",
     "Migration",
     "Store",
     "StoreError",

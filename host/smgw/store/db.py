@@ -11,6 +11,7 @@ are short and synchronous).
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import sqlite3
@@ -60,6 +61,32 @@ class StoredRecord:
     received_ms: int
     body: bytes
     meta: bytes | None
+
+
+@dataclass(frozen=True)
+class ReadingRow:
+    """One measured value to store with its record (``meter`` is the meters.id)."""
+
+    meter: int
+    obis: str
+    raw: int | str
+    scaler: int | None
+    unit: str | None
+    status: int | None
+    time_valid: bool = True
+
+
+@dataclass(frozen=True)
+class MeterRow:
+    id: int
+    meter_id: str
+    interface: str
+    protocol: str
+    obis: list[str]
+    period_s: int | None
+    key: bytes | None
+    created_ms: int
+    removed_ms: int | None
 
 
 @dataclass(frozen=True)
@@ -348,8 +375,10 @@ class Store:
         received_ms: int,
         body: bytes,
         meta: bytes | None = None,
+        readings: list[ReadingRow] | None = None,
     ) -> bool:
-        """Store a record and advance the stream cursor in one transaction.
+        """Store a record, the measured values decoded from it, and advance the stream cursor,
+        in one transaction: a value is durable before its frame can be acknowledged.
 
         Returns False (nothing written) if ``rid <= cursor(stream)`` (duplicate).
         Record ids per stream are strictly increasing; gaps are allowed.
@@ -358,14 +387,84 @@ class Store:
         with self._write("put_record") as conn:
             if rid <= self._cursor_in_tx(conn, stream):
                 return False
-            conn.execute(
+            cur = conn.execute(
                 "INSERT INTO records(stream, rid, src, tick_ms, captured_ms, received_ms, "
                 "body, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (stream, rid, src, tick_ms, captured_ms, received_ms,
                  bytes(body), None if meta is None else bytes(meta)),
             )
+            record = cur.lastrowid
+            for r in readings or ():
+                conn.execute(
+                    "INSERT INTO readings(meter, record, obis, raw, scaler, unit, status, "
+                    "capture_ms, receipt_ms, time_valid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (r.meter, record, r.obis, str(r.raw), r.scaler, r.unit, r.status,
+                     captured_ms, received_ms, 1 if r.time_valid else 0),
+                )
             self._set_cursor_in_tx(conn, stream, rid)
             return True
+
+    # ------------------------------------------------------------------ meters and readings
+
+    def add_meter(self, meter_id: str, interface: str, protocol: str, obis: list[str],
+                  period_s: int | None = None, key: bytes | None = None) -> int:
+        """A new meter profile; a removed profile with the same id is brought back."""
+        with self._write("add_meter") as conn:
+            row = conn.execute("SELECT id, removed_ms FROM meters WHERE meter_id = ?",
+                               (meter_id,)).fetchone()
+            if row is not None and row[1] is None:
+                raise StoreError(f"meter {meter_id} exists already")
+            if row is not None:
+                conn.execute(
+                    "UPDATE meters SET interface=?, protocol=?, obis=?, period_s=?, key=?, "
+                    "removed_ms=NULL WHERE id=?",
+                    (interface, protocol, json.dumps(obis), period_s, key, row[0]))
+                return int(row[0])
+            cur = conn.execute(
+                "INSERT INTO meters(meter_id, interface, protocol, obis, period_s, key, "
+                "created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (meter_id, interface, protocol, json.dumps(obis), period_s, key, self.now_ms()))
+            return int(cur.lastrowid)
+
+    def remove_meter(self, meter_id: str) -> bool:
+        with self._write("remove_meter") as conn:
+            cur = conn.execute(
+                "UPDATE meters SET removed_ms=? WHERE meter_id=? AND removed_ms IS NULL",
+                (self.now_ms(), meter_id))
+            return cur.rowcount > 0
+
+    def meters(self, include_removed: bool = False) -> list[MeterRow]:
+        sql = ("SELECT id, meter_id, interface, protocol, obis, period_s, key, created_ms, "
+               "removed_ms FROM meters")
+        if not include_removed:
+            sql += " WHERE removed_ms IS NULL"
+        return [MeterRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], r[8])
+                for r in self._read("meters", sql + " ORDER BY id")]
+
+    def count_readings(self, meter: int | None = None) -> int:
+        if meter is None:
+            rows = self._read("count_readings", "SELECT count(*) FROM readings")
+        else:
+            rows = self._read("count_readings", "SELECT count(*) FROM readings WHERE meter=?",
+                              (meter,))
+        return int(rows[0][0])
+
+    def latest_readings(self, meter: int) -> list[tuple[str, str, int | None, str | None,
+                                                        int | None, int | None]]:
+        """The newest value of each OBIS channel: (obis, raw, scaler, unit, status, capture_ms)."""
+        return [tuple(r) for r in self._read(
+            "latest_readings",
+            "SELECT obis, raw, scaler, unit, status, capture_ms FROM readings WHERE id IN "
+            "(SELECT max(id) FROM readings WHERE meter=? GROUP BY obis) ORDER BY obis",
+            (meter,))]
+
+    def readings_of(self, meter: int, obis: str, limit: int = 100_000
+                    ) -> list[tuple[int, str, int | None]]:
+        """(record, raw, capture_ms) of one channel in arrival order."""
+        return [tuple(r) for r in self._read(
+            "readings_of",
+            "SELECT record, raw, capture_ms FROM readings WHERE meter=? AND obis=? "
+            "ORDER BY id LIMIT ?", (meter, obis, limit))]
 
     def count_records(self, stream: int | None = None) -> int:
         if stream is None:

@@ -90,8 +90,42 @@ CREATE TABLE linktest_rx (
 );
 """
 
+_V2_METERS = """
+-- Meter profiles: which meters the gateway accepts values from, and how to read them.
+CREATE TABLE meters (
+    id           INTEGER PRIMARY KEY,
+    meter_id     TEXT NOT NULL UNIQUE,   -- the meter's server id, lower-case hex
+    interface    TEXT NOT NULL,          -- 'lmn-wired' | 'lmn-wireless'
+    protocol     TEXT NOT NULL,          -- 'sml' | ...
+    obis         TEXT NOT NULL,          -- JSON list of OBIS channels kept; [] keeps all
+    period_s     INTEGER,                -- expected sample period
+    key          BLOB,                   -- meter key, where the protocol needs one
+    created_ms   INTEGER NOT NULL,
+    removed_ms   INTEGER                 -- set when removed; its values stay
+);
+
+-- The original measured-value list: one row per value a meter sent, written once, in the same
+-- transaction as the record it came in and the link cursor that acknowledges it.
+CREATE TABLE readings (
+    id           INTEGER PRIMARY KEY,
+    meter        INTEGER NOT NULL REFERENCES meters(id),
+    record       INTEGER NOT NULL REFERENCES records(id),
+    obis         TEXT NOT NULL,
+    raw          TEXT NOT NULL,          -- the integer as sent (text: SML allows 64-bit unsigned)
+    scaler       INTEGER,
+    unit         TEXT,
+    status       INTEGER,
+    capture_ms   INTEGER,                -- when the front-end captured the frame (unix ms)
+    receipt_ms   INTEGER NOT NULL,       -- when the host stored it
+    time_valid   INTEGER NOT NULL DEFAULT 1,
+    UNIQUE (record, obis)
+);
+CREATE INDEX readings_by_meter ON readings (meter, obis, capture_ms);
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _V1_INITIAL),
+    Migration(2, "meter profiles and original measured values", _V2_METERS),
 ]
 
 

@@ -117,7 +117,8 @@ def test_newer_schema_is_refused(db_path):
     with raw(db_path) as c:
         c.execute("INSERT INTO schema_migrations VALUES (999, 'from the future', 0)")
     c.close()
-    with pytest.raises(StoreError, match=r"schema version 999 is newer .* supports \(1\)"):
+    with pytest.raises(StoreError,
+                       match=rf"schema version 999 is newer .* supports \({len(MIGRATIONS)}\)"):
         Store.open(db_path)
 
 
@@ -489,4 +490,30 @@ def test_outbox_extend_is_one_transaction_with_its_meta(tmp_path):
     with pytest.raises(Exception):
         store.outbox_extend([b"d", "not bytes"], meta={"linktest_tx_n": 9})  # type: ignore[list-item]
     assert store.outbox_pending() == got and int(store.meta_get("linktest_tx_n")) == 3
+    store.close()
+
+
+def test_readings_are_stored_with_their_record_in_one_transaction(tmp_path):
+    from smgw.store import ReadingRow
+
+    store = Store.open(tmp_path / "s.db")
+    assert store.schema_version() == 2
+    mid = store.add_meter("0a01454d4800009f5a1d", "lmn-wired", "sml", ["1-0:1.8.0"], 2)
+    with pytest.raises(StoreError):
+        store.add_meter("0a01454d4800009f5a1d", "lmn-wired", "sml", [], 2)
+    rows = [ReadingRow(mid, "1-0:1.8.0", 55432991, -1, "Wh", 0x182),
+            ReadingRow(mid, "1-0:16.7.0", -2**63, 0, "W", None, time_valid=False)]
+    assert store.put_record(7, 1, 1, 10, 1000, 2000, b"frame", None, rows)
+    assert store.count_readings(mid) == 2
+    assert ("1-0:1.8.0", "55432991", -1, "Wh", 0x182, 1000) in store.latest_readings(mid)
+    # a duplicate record writes no readings either
+    assert not store.put_record(7, 1, 1, 10, 1000, 2000, b"frame", None, rows)
+    assert store.count_readings() == 2
+    # a failing reading (unknown meter: foreign key) rolls the record and the cursor back
+    bad = [ReadingRow(999, "1-0:1.8.0", 1, 0, "Wh", 0)]
+    with pytest.raises(StoreError):
+        store.put_record(7, 2, 1, 10, 1000, 2000, b"frame2", None, bad)
+    assert store.cursor(7) == 1 and store.count_records() == 1
+    assert store.remove_meter("0a01454d4800009f5a1d") and not store.meters()
+    assert store.add_meter("0a01454d4800009f5a1d", "lmn-wired", "sml", [], None) == mid
     store.close()

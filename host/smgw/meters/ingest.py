@@ -1,0 +1,150 @@
+"""From a captured frame to original measured values in the store.
+
+The firmware sends every frame it captured on a meter interface as a durable RECORD (the bytes,
+the capture time, the front-end's own check result). Here it is decoded and matched to a meter
+profile; the raw frame, the values of the profile's channels and the link cursor are then written
+in one transaction (``Store.put_record``), so a value is durable before its frame is acknowledged
+and is never written twice. A frame that cannot be used (bad checksum, bad syntax, unknown meter)
+is still kept raw, and logged with its catalogue id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import cbor2
+
+from smgw.events import emit
+from smgw.meters import sml
+from smgw.store import MeterRow, ReadingRow, Store
+from smgwfw import messages as m
+
+log = logging.getLogger("smgw.meters")
+
+# what the firmware's LMN frame detectors report (smgwfw.lmn); kept as names in the record meta
+CHECK_OK = ("x25", "kermit", "ok")
+
+
+class MeterIngest:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.stored_frames = 0
+        self.rejected_frames = 0
+        self.unknown_meters: dict[str, int] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        self.meters: dict[str, MeterRow] = {mt.meter_id: mt for mt in self.store.meters()}
+        # values stored per meter, counted once here and then kept up to date in memory, so
+        # status queries cost nothing while values stream in
+        self.values = {mt.id: self.store.count_readings(mt.id) for mt in self.meters.values()}
+
+    # ------------------------------------------------------------------ profiles
+
+    def add_meter(self, meter_id: str, protocol: str = "sml", interface: str = "lmn-wired",
+                  obis: list[str] | None = None, period_s: int | None = None) -> int:
+        meter_id = _norm_id(meter_id)
+        if protocol != "sml":
+            raise ValueError(f"protocol {protocol!r} is not supported yet (sml)")
+        if interface not in ("lmn-wired", "lmn-wireless"):
+            raise ValueError(f"unknown interface {interface!r}")
+        from smgw.meters.obis import parse_obis
+
+        channels = [str(parse_obis(o)) for o in (obis or [])]
+        mid = self.store.add_meter(meter_id, interface, protocol, channels, period_s)
+        self.reload()
+        emit(log, 10207, profile=meter_id)
+        emit(log, 10020, meter=meter_id)
+        return mid
+
+    def remove_meter(self, meter_id: str) -> bool:
+        meter_id = _norm_id(meter_id)
+        if not self.store.remove_meter(meter_id):
+            return False
+        self.reload()
+        emit(log, 10208, profile=meter_id)
+        emit(log, 10022, meter=meter_id)
+        return True
+
+    # ------------------------------------------------------------------ records
+
+    def record(self, stream: int, rid: int, msg: dict[int, Any]) -> bool:
+        """Stores one RECORD message; returns False for a duplicate. Store errors propagate
+        (the caller then leaves the record unacknowledged)."""
+        body = msg[m.K_REC_BODY]
+        src = msg[m.K_REC_SRC]
+        meta = msg.get(m.K_REC_META) if isinstance(msg.get(m.K_REC_META), dict) else {}
+        tick = msg.get(m.K_REC_TICK) if isinstance(msg.get(m.K_REC_TICK), int) else None
+        captured = msg.get(m.K_REC_TIME) if isinstance(msg.get(m.K_REC_TIME), int) else None
+        received = int(time.time() * 1000)
+        readings: list[ReadingRow] = []
+        if src == m.SRC_LMN_WIRED and meta.get("proto", "sml") == "sml":
+            readings = self._sml_readings(body, meta, captured)
+        stored = self.store.put_record(stream, rid, src, tick, captured, received, body,
+                                       cbor2.dumps(meta) if meta else None, readings)
+        if stored:
+            self.stored_frames += 1
+            if readings:
+                mid = readings[0].meter
+                self.values[mid] = self.values.get(mid, 0) + len(readings)
+        return stored
+
+    def _sml_readings(self, body: bytes, meta: dict, captured: int | None) -> list[ReadingRow]:
+        check = meta.get("check")
+        if check is not None and check not in CHECK_OK:
+            # the front-end saw a damaged frame; its server id cannot be trusted either
+            self.rejected_frames += 1
+            emit(log, 10263, meter="unbekannt")
+            return []
+        try:
+            f = sml.decode_frame(body)
+        except sml.SmlError as e:
+            self.rejected_frames += 1
+            if e.catalogue_id == 10263:
+                emit(log, 10263, meter="unbekannt")
+            else:
+                emit(log, 10274, meter="unbekannt", protocol="SML", reason=str(e))
+            return []
+        meter_id = f.server_id.hex() if f.server_id else ""
+        meter = self.meters.get(meter_id)
+        if meter is None:
+            n = self.unknown_meters.get(meter_id, 0)
+            self.unknown_meters[meter_id] = n + 1
+            if n == 0:  # once per unknown meter, not per telegram
+                log.warning("frame from a meter without a profile; values not taken",
+                            extra={"fields": {"meter": meter_id or "?"}})
+            return []
+        emit(log, 10164, meter=meter_id)
+        wanted = set(meter.obis)
+        out = []
+        for r in f.readings:
+            if wanted and r.obis not in wanted:
+                continue
+            if not isinstance(r.raw, int):
+                continue  # text/octet values (ids, firmware versions) are not measured values
+            out.append(ReadingRow(meter.id, r.obis, r.raw, r.scaler, r.unit, r.status,
+                                  time_valid=captured is not None))
+        return out
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "meters": [{"id": mt.meter_id, "interface": mt.interface, "protocol": mt.protocol,
+                        "obis": mt.obis, "readings": self.values.get(mt.id, 0)}
+                       for mt in self.meters.values()],
+            "frames_stored": self.stored_frames,
+            "frames_rejected": self.rejected_frames,
+            "unknown_meters": dict(self.unknown_meters),
+        }
+
+
+def _norm_id(meter_id: str) -> str:
+    s = meter_id.strip().lower().replace(" ", "").replace(":", "")
+    try:
+        bytes.fromhex(s)
+    except ValueError:
+        raise ValueError(f"meter id must be the server id in hex, got {meter_id!r}") from None
+    if not 2 <= len(s) <= 40:
+        raise ValueError(f"meter id of {len(s) // 2} bytes is not a server id")
+    return s
