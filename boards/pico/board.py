@@ -37,7 +37,8 @@ LINK = {"window": 8, "max_payload": 1024, "rto_ms": 1017, "queue_len": 32,
 
 # Wired LMN: MAX3485/SP3485 half-duplex transceiver on UART1, DE and /RE tied together on GP6.
 RS485 = {"uart": 1, "tx": 4, "rx": 5, "de": 6, "re": None, "de_active_high": True,
-         "baud_default": 9600}
+         "baud_default": 9600,
+         "proto": "sml"}  # "hdlc" for TR-03109 meters (docs/lmn-wired.md)
 # Wireless LMN: AMBER AMB8465-M wM-Bus module (868 MHz) on UART0, /RESET on GP2.
 RADIO = {"kind": "uart_module", "module": "amb8465", "uart": 0, "tx": 0, "rx": 1, "baud": 9600,
          "reset": 2}

@@ -89,7 +89,8 @@ def wait(ms):
     # sleep until either port has bytes, or ms
     if ms <= 0:
         return
-    fds = [f for f in (link_uart()._fd, _lmn._s.fileno() if _lmn is not None else None)
+    fds = [f for f in (link_uart()._fd, _lmn._s.fileno() if _lmn is not None else None,
+                       _bus._s.fileno() if _bus is not None else None)
            if f is not None]
     if fds:
         select.select(fds, [], [], ms / 1000)
@@ -147,3 +148,37 @@ def lmn_port():
     if _lmn is None:
         _lmn = _MeterPort(port)
     return _lmn
+
+
+# The RS-485 bus of TR-03109 meters (HDLC, docs/lmn-wired.md): a serial port from
+# SMGW_SIM_LMN_PORT (a pty to `tools/metersim.py --lmn`, or a USB-RS485 adapter, whose driver
+# switches direction itself); none when it is not set.
+LMN_BAUDRATE = int(os.environ.get("SMGW_SIM_LMN_BAUD", "115200"))
+_bus = None
+
+
+class _BusPort(_MeterPort):
+    def __init__(self, port):
+        self._s = serial.serial_for_url(port, baudrate=LMN_BAUDRATE, timeout=0,
+                                        write_timeout=2)
+        self.baud = LMN_BAUDRATE
+
+    def send(self, data):
+        # blocks until the bytes have left (tcdrain), as the RS-485 driver does before it
+        # releases the line; 0 when the port took nothing
+        try:
+            n = self._s.write(data)
+            self._s.flush()
+        except serial.SerialTimeoutException:
+            return 0
+        return n or 0
+
+
+def lmn_bus():
+    global _bus
+    port = os.environ.get("SMGW_SIM_LMN_PORT")
+    if not port:
+        return None
+    if _bus is None:
+        _bus = _BusPort(port)
+    return _bus

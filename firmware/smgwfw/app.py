@@ -66,6 +66,19 @@ class App:
 
             self.sml = SmlDetector(max_pad=4)  # DZG meters send PP=4 (seen in real frames)
             self._check_names = CHECK_NAMES
+        # the RS-485 bus of TR-03109 meters (HDLC), where the board has one set up for it
+        lmn_bus = getattr(board, "lmn_bus", None)
+        bus_port = lmn_bus() if lmn_bus is not None else None
+        self.bus = None
+        if bus_port is not None:
+            from smgwfw.lmn import CHECK_NAMES, HdlcDetector, silence_ms_for
+            from smgwfw.lmnbus import BusMaster
+
+            baud = getattr(bus_port, "baud", 115200)
+            self._check_names = CHECK_NAMES
+            self.bus = BusMaster(bus_port, HdlcDetector(max_frame=1040,
+                                                        silence_ms=silence_ms_for(baud, 20)),
+                                 board.ticks_ms, self._bus_event, baud)
         cursors = {}
         if self.state.v["host_stream"]:
             cursors[self.state.v["host_stream"]] = self.state.v["host_cursor"]
@@ -129,6 +142,8 @@ class App:
             self.link.receive(data, now)
         if self.lmn is not None:
             self._read_lmn(now)
+        if self.bus is not None:
+            self.bus.step(now)
         self._handle_events(now)
         self._feed_link()
         self._generate()
@@ -176,6 +191,34 @@ class App:
                 m.K_REC_BODY: frame,
                 m.K_REC_META: {"proto": "sml", "check": self._check_names[check]},
             })
+
+    def _bus_event(self, kind, rid, a, b, c):
+        # LMN traffic goes to the host only while it is there: a link that restarts drops the
+        # bus exchanges in flight, and the host's master starts them again
+        if not self.link.up:
+            return
+        if kind == 1:  # lmnbus.RX
+            self.link.send({m.K_TYPE: m.T_LMN_RX, m.K_LMN_ID: rid, m.K_LMN_FRAME: a,
+                            m.K_LMN_CHECK: self._check_names[b], m.K_LMN_AT: c,
+                            m.K_LMN_TICK: self.board.ticks_ms()})
+        else:
+            self.link.send({m.K_TYPE: m.T_LMN_DONE, m.K_LMN_ID: rid, m.K_LMN_COUNT: a,
+                            m.K_LMN_SENT: b})
+
+    def _on_lmn_tx(self, msg):
+        t = m.T_LMN_TX
+        if self.bus is None:
+            self.link.reject(m.ERR_NOT_SUPPORTED, "no LMN bus on this board", t)
+            return
+        rid = msg.get(m.K_LMN_ID)
+        frame = msg.get(m.K_LMN_FRAME)
+        listen = msg.get(m.K_LMN_LISTEN)
+        if (not isinstance(rid, int) or not isinstance(frame, bytes) or not 0 < len(frame) <= 1040
+                or not isinstance(listen, int) or not 0 <= listen <= m.LMN_LISTEN_MAX):
+            self.link.reject(m.ERR_BAD_FIELD, "lmn_tx: id, frame (1..1040 bytes), listen", t)
+            return
+        if not self.bus.request(rid, frame, listen):
+            self._bus_event(2, rid, 0, False, 0)
 
     def _render_leds(self, now):
         mask = self.leds.tick(now)
@@ -331,9 +374,12 @@ class App:
             v["gen_size"] = size
         elif t == m.T_RELEASE:
             self.release_requested = True
+        elif t == m.T_LMN_TX:
+            self._on_lmn_tx(msg)
         elif t == m.T_ERROR:
             self._event(m.EV_PEER_ERROR, [msg.get(m.K_ERROR_CODE, -1), str(msg.get(m.K_ERROR_DETAIL, ""))])
-        elif t in (m.T_LEDS, m.T_STATUS, m.T_EVENT, m.T_RECORD, m.T_LINKTEST_REPORT):
+        elif t in (m.T_LEDS, m.T_STATUS, m.T_EVENT, m.T_RECORD, m.T_LINKTEST_REPORT,
+                   m.T_LMN_RX, m.T_LMN_DONE):
             link.reject(m.ERR_NOT_SUPPORTED, "host may not send this type", t)
         else:
             link.reject(m.ERR_UNKNOWN_TYPE, "unknown message type", t)

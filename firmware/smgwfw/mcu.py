@@ -18,10 +18,13 @@ import time
 
 LED_NAMES = ("PWR", "TLS", "LMC", "wMT")  # the order leds() returns them in (smgwfw.leds bits)
 ARCHES = ("armv6m", "armv7m", "armv7emsp", "armv7emdp", "xtensa", "xtensawin", "rv32imc")
+# what the meters on the RS485 bus speak: SML push (eHZ info interface, read-only) or HDLC
+# with TLS (TR-03109 LMN meters, docs/lmn-wired.md), where the gateway is the bus master
+LMN_PROTOS = ("sml", "hdlc")
 RADIO_MODULES = ("amb8465", "im871a")  # wM-Bus modules with a UART command interface
 RADIO_CHIPS = ("cc1101",)  # transceivers driven over SPI
 API = ("link_uart", "wait", "leds", "ticks_ms", "nonce", "reset_cause", "firmware_files",
-       "release", "safe_boot", "lmn_port", "rs485_facts", "radio_facts")
+       "release", "safe_boot", "lmn_port", "lmn_bus", "rs485_facts", "radio_facts")
 
 _MASK30 = 0x3FFFFFFF
 _WRITE_STALL_MS = 1000  # a link write that makes no progress for this long is abandoned
@@ -50,7 +53,7 @@ _RS485 = {
     # half-duplex transceiver: DE high (de_active_high) drives the bus; /RE is active low and
     # is either tied to DE ("re": None) or on its own pin, driven to the same level as DE
     None: (("uart", "uart"), ("tx", "out"), ("rx", "in"), ("de", "out"), ("re", "out?"),
-           ("de_active_high", "bool"), ("baud_default", "pos")),
+           ("de_active_high", "bool"), ("baud_default", "pos"), ("proto", LMN_PROTOS)),
 }
 _RADIO = {
     "uart_module": (("module", RADIO_MODULES), ("uart", "uart"), ("tx", "out"), ("rx", "in"),
@@ -514,12 +517,23 @@ class Mcu:
     def lmn_port(self):
         # LMN-1: the RS485 meter bus as a half-duplex port (smgwfw.rs485), or None when the
         # board has no RS485 facts. The port is opened once; its flush() margin is measured.
-        if self._lmn is None and self.ns.get("RS485"):
+        rs = self.ns.get("RS485")
+        if self._lmn is None and rs and rs["proto"] == "sml":
             from smgwfw import rs485
 
             self._lmn = rs485.open_port(self.ns["RS485"])
             self._lmn.measure_flush()
         return self._lmn
+
+    def lmn_bus(self):
+        # LMN-1 as the HDLC bus of TR-03109 meters (smgwfw.lmnbus drives it), or None
+        rs = self.ns.get("RS485")
+        if self._lmn is None and rs and rs["proto"] == "hdlc":
+            from smgwfw import rs485
+
+            self._lmn = rs485.open_port(rs)
+            self._lmn.measure_flush()
+        return self._lmn if rs and rs["proto"] == "hdlc" else None
 
     def rs485_facts(self):
         # the validated RS485 dict (uart, tx, rx, de, re, de_active_high, baud_default) or None

@@ -32,6 +32,9 @@ T_TIME = const(9)  # host -> fw: wall-clock time for timestamping captures
 T_GET_STATUS = const(10)  # host -> fw: ask for a STATUS
 T_LINKTEST_REPORT = const(11)  # fw -> host: what the firmware's linktest receiver has seen
 T_RELEASE = const(12)  # host -> fw: stop, give the port back to the REPL (before flashing)
+T_LMN_TX = const(13)  # host -> fw: send an HDLC frame on the wired LMN bus, then listen
+T_LMN_RX = const(14)  # fw -> host: an HDLC frame heard on the bus (in a window, or unasked)
+T_LMN_DONE = const(15)  # fw -> host: the listen window of an LMN_TX closed
 
 # --- STATE (host -> fw)
 K_STATE_OP = const(2)
@@ -122,3 +125,14 @@ K_LTR_BAD_DATA = const(5)
 
 # --- TIME (host -> fw)
 K_TIME_UNIX_MS = const(2)
+
+# --- LMN_TX / LMN_RX / LMN_DONE (docs/lmn-wired.md section 7; not journalled: link state)
+K_LMN_ID = const(2)  # the host's request id (int); None in an LMN_RX outside any window
+K_LMN_FRAME = const(3)  # TX, RX: the HDLC frame with both flags
+K_LMN_LISTEN = const(4)  # TX: listen window in ms after the end of the transmission (0..5000)
+K_LMN_CHECK = const(5)  # RX: the detector's check result by name (smgwfw.lmn.CHECK_NAMES)
+K_LMN_AT = const(6)  # RX: ms from the end of the transmission to the frame's first byte
+K_LMN_TICK = const(7)  # RX: firmware ticks_ms of the frame's first byte
+K_LMN_COUNT = const(8)  # DONE: frames heard in the window
+K_LMN_SENT = const(9)  # DONE: False when the frame could not be sent (queue full, UART stuck)
+LMN_LISTEN_MAX = const(5000)

@@ -113,8 +113,10 @@ def cmd_linktest(args: argparse.Namespace) -> int:
 
 def cmd_meter(args: argparse.Namespace) -> int:
     if args.action == "add":
+        cert = Path(args.cert).read_text() if args.cert else None
         res = _request(args, "meter-add", id=args.id, protocol=args.protocol,
-                       interface=args.interface, obis=args.obis or [], period_s=args.period)
+                       interface=args.interface, obis=args.obis or [], period_s=args.period,
+                       key=args.key, cert=cert)
     elif args.action == "remove":
         res = _request(args, "meter-remove", id=args.id)
     else:
@@ -122,10 +124,18 @@ def cmd_meter(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
+    lmn = {x["id"]: x for x in ((res.get("lmn") or {}).get("meters") or [])}
     for mt in res["meters"]:
         chans = ",".join(mt["obis"]) or "all channels"
-        print(f"{mt['id']}  {mt['interface']} {mt['protocol']}  {chans}  "
-              f"{mt['readings']} values stored")
+        line = (f"{mt['id']}  {mt['interface']} {mt['protocol']}  {chans}  "
+                f"{mt['readings']} values stored")
+        bus = lmn.get(mt["id"])
+        if bus is not None:
+            addr = "-" if bus["address"] is None else f"0x{bus['address']:02X}"
+            line += (f"  HDLC {addr} {bus['state']}"
+                     f"{' paired' if bus['paired'] else ' not paired'}"
+                     f"{' TLS' if bus['tls'] else ''}")
+        print(line)
     if not res["meters"]:
         print("no meters")
     for mid, n in res.get("unknown_meters", {}).items():
@@ -183,7 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     mt = sub.add_parser("meter", help="meter profiles: add, remove, list")
     mt.add_argument("action", choices=["add", "remove", "list"])
     mt.add_argument("id", nargs="?", default="", help="the meter's server id (hex)")
-    mt.add_argument("--protocol", default="sml")
+    mt.add_argument("--protocol", default="sml", choices=["sml", "sml-tls"],
+                    help="sml: SML push (info interface); sml-tls: TR-03109 meter on the HDLC "
+                         "bus, polled inside TLS (docs/lmn-wired.md)")
+    mt.add_argument("--key", help="sml-tls: the meter's 16-byte pairing key (hex)")
+    mt.add_argument("--cert", help="sml-tls: the meter's LMN certificate (PEM file), if it is "
+                                   "paired already")
     mt.add_argument("--interface", default="lmn-wired", choices=["lmn-wired", "lmn-wireless"])
     mt.add_argument("--obis", action="append", help="keep this channel (repeatable; default all)")
     mt.add_argument("--period", type=int, help="expected seconds between telegrams")

@@ -121,6 +121,17 @@ class SimConfig:
     line_noise: LineNoiseConfig = field(default_factory=LineNoiseConfig)
     sml_meter: bool = True
     sml_meter_period_s: float = 2.0
+    lmn_meters: int = 1
+    lmn_baudrate: int = 115200
+
+
+@dataclass(frozen=True)
+class LmnConfig:
+    invite_s: float = 10.0
+    keepalive_s: float = 5.0
+    retry_s: float = 60.0
+    listen_ms: int = 60
+    max_misses: int = 3
 
 
 @dataclass(frozen=True)
@@ -140,6 +151,7 @@ class Config:
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     link: LinkConfig = field(default_factory=LinkConfig)
     sim: SimConfig = field(default_factory=SimConfig)
+    lmn: LmnConfig = field(default_factory=LmnConfig)
     log: LogConfig = field(default_factory=LogConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     #: the file this configuration was loaded from (None = defaults only)
@@ -374,6 +386,15 @@ _SCHEMA: dict[str, dict[str, Any]] = {
         },
         "sml_meter": (_boolean(), True),
         "sml_meter_period_s": (_float_range(0.05, 3600.0), 2.0),
+        "lmn_meters": (_int_range(0, 8), 1),
+        "lmn_baudrate": (_choice(BAUDRATES, "one of the standard baud rates"), 115200),
+    },
+    "lmn": {
+        "invite_s": (_float_range(0.2, 3600.0), 10.0),
+        "keepalive_s": (_float_range(0.1, 3600.0), 5.0),
+        "retry_s": (_float_range(0.1, 86400.0), 60.0),
+        "listen_ms": (_int_range(5, 5000), 60),
+        "max_misses": (_int_range(1, 100), 3),
     },
     "log": {
         "level": (_choice(LOG_LEVELS), "info"),
@@ -390,6 +411,7 @@ _CLASSES: dict[str, type] = {
     "link": LinkConfig,
     "sim": SimConfig,
     "sim.line_noise": LineNoiseConfig,
+    "lmn": LmnConfig,
     "log": LogConfig,
     "control": ControlConfig,
 }

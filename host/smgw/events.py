@@ -24,8 +24,14 @@ CATALOGUE: dict[int, Event] = {
     10033: Event("WARNING", "Zähler {meter} meldet einen Fehler (Code {code})."),
     10037: Event("ERROR", "Zähler {meter} meldet einen schwerwiegenden Fehler (Code {code})."),
     10164: Event("INFO", "Datenpaket von Zähler {meter} empfangen.", frequent=True),
+    10175: Event("INFO", "Zähler {meter} hat die HDLC-Adresse {address} erhalten."),
+    10186: Event("INFO", "Schlüsselaustausch mit Zähler {meter} durchgeführt "
+                         "(Betriebsschlüssel {key_id})."),
+    10198: Event("INFO", "Neues TLS-Zertifikat für die Verbindung zu Zähler {meter} erzeugt."),
     10207: Event("INFO", "Zählerprofil {profile} wurde angelegt."),
     10208: Event("INFO", "Zählerprofil {profile} wurde gelöscht."),
+    10214: Event("ERROR", "Zähler {meter} konnte nicht mit dem SMGW {smgw} gepaart werden. "
+                          "Grund: {reason}"),
     10263: Event("ERROR", "Prüfsumme der Daten von Zähler {meter} ist ungültig."),
     10274: Event("WARNING", "Telegramm von Zähler {meter} im Protokoll {protocol} hat eine "
                             "unverständliche Syntax und wurde verworfen ({reason})."),

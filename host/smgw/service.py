@@ -21,9 +21,11 @@ from smgw.control import ControlServer
 from smgw.gateway import GatewayState
 from smgw.link.serialport import SerialPort
 from smgw.link.service import FirmwareLink
+from smgw.lmn.service import LmnService
 from smgw.meters.ingest import MeterIngest
 from smgw.sim.firmware import start_firmware
 from smgw.sim.ptybridge import Noise, PtyBridge
+from smgw.sim.lmnmeter import LmnBus, LmnMeter, load_or_create_meter, sim_sid
 from smgw.sim.smlmeter import DailyProfile, SmlMeter
 from smgw.store import Store
 from smgwfw import messages as m
@@ -60,6 +62,22 @@ class SimBoard:
             self.meter = SmlMeter(profile=DailyProfile(seed=1, pv_peak_w=3000.0),
                                   period_s=cfg.sim.sml_meter_period_s, two_way=True)
             self._fw_env["SMGW_SIM_METER_PORT"] = self.meter_bridge.port_b
+        # TR-03109 meters on an RS-485 HDLC bus of their own; their keys and pairing state are
+        # kept under the data directory, so a restarted simulation is still the same meters
+        self.lmn_meters: list[LmnMeter] = []
+        self.lmn_bridge: PtyBridge | None = None
+        self.lmn_bus: LmnBus | None = None
+        if cfg.sim.lmn_meters:
+            self.lmn_bridge = PtyBridge().start()
+            key_dir = Path(cfg.gateway.data_dir) / "sim-lmn-meters"
+            self.lmn_meters = [
+                load_or_create_meter(key_dir, sim_sid(n), secret=b"smgw-sim",
+                                     profile=DailyProfile(seed=10 + n, pv_peak_w=0.0),
+                                     seed=n, orphan_s=max(3.0, 4 * cfg.lmn.keepalive_s))
+                for n in range(1, cfg.sim.lmn_meters + 1)]
+            self._fw_env["SMGW_SIM_LMN_PORT"] = self.lmn_bridge.port_b
+            self._fw_env["SMGW_SIM_LMN_BAUD"] = str(cfg.sim.lmn_baudrate)
+            self._lmn_baud = cfg.sim.lmn_baudrate
 
     @property
     def meter_id(self) -> str | None:
@@ -79,6 +97,9 @@ class SimBoard:
                 target=lambda: meter.run(port, stop_event=self._meter_stop),
                 name="sim-meter", daemon=True)
             self._meter_thread.start()
+        if self.lmn_bridge is not None:
+            self.lmn_bus = LmnBus(self.lmn_bridge.port_a, self.lmn_meters,
+                                  baud=self._lmn_baud).start()
 
     async def _supervise(self) -> None:
         while True:
@@ -110,6 +131,10 @@ class SimBoard:
             self._meter_thread.join(timeout=5)
         if self.meter_bridge:
             self.meter_bridge.close()
+        if self.lmn_bus:
+            self.lmn_bus.stop()
+        if self.lmn_bridge:
+            self.lmn_bridge.close()
         self.bridge.close()
 
     def status(self) -> dict[str, Any]:
@@ -120,6 +145,7 @@ class SimBoard:
             "state_dir": str(self.state_dir),
             "meter": None if self.meter is None else {
                 "id": self.meter_id, "frames_sent": self.meter.stats.frames},
+            "lmn_bus": None if self.lmn_bus is None else self.lmn_bus.stats(),
         }
 
 
@@ -134,6 +160,7 @@ class Gateway:
         self.link: FirmwareLink | None = None
         self.control: ControlServer | None = None
         self.ingest: MeterIngest | None = None
+        self.lmn: LmnService | None = None
         self._last_line = ""
         self._last_print = 0.0
 
@@ -155,13 +182,27 @@ class Gateway:
             if self.sim and self.sim.meter_id and self.sim.meter_id not in self.ingest.meters:
                 self.ingest.add_meter(self.sim.meter_id, obis=SimBoard.METER_OBIS,
                                       period_s=round(cfg.sim.sml_meter_period_s) or None)
+            for lm in self.sim.lmn_meters if self.sim else ():
+                # the simulated meters' profiles with the pairing keys a GWA would enter
+                if lm.sid.hex() not in self.ingest.meters:
+                    self.ingest.add_meter(lm.sid.hex(), protocol="sml-tls",
+                                          obis=SimBoard.METER_OBIS,
+                                          period_s=max(1, round(cfg.sim.sml_meter_period_s)),
+                                          key=lm.pairing_key)
             self.link = FirmwareLink(
                 self.store, SerialPort(port_url, lc.baudrate), self.state, self.ingest,
                 window=lc.window,
                 max_payload=lc.max_payload, rto_ms=rto, hello_ms=lc.hello_interval_ms,
                 version=VERSION,
             )
+            lm = cfg.lmn
+            self.lmn = LmnService(self.link, self.ingest, self.state, cfg.gateway.id,
+                                  data_dir / "lmn-keys", baud=self._lmn_baud(),
+                                  listen_ms=lm.listen_ms, invite_s=lm.invite_s,
+                                  keepalive_s=lm.keepalive_s, retry_s=lm.retry_s,
+                                  max_misses=lm.max_misses)
             await self.link.start()
+            await self.lmn.start()
             self.control = ControlServer(Path(cfg.control.socket), self._handlers())
             await self.control.start()
             log.info("gateway started", extra={"fields": {
@@ -174,9 +215,14 @@ class Gateway:
         finally:
             await self._shutdown()
 
+    def _lmn_baud(self) -> int:
+        return self.cfg.sim.lmn_baudrate if self.sim else 115200
+
     async def _shutdown(self) -> None:
         if self.control:
             await self.control.stop()
+        if self.lmn:
+            await self.lmn.stop()
         if self.link:
             await self.link.stop()
         if self.sim:
@@ -195,24 +241,33 @@ class Gateway:
             "refresh": self._cmd_refresh,
             "meter-add": self._cmd_meter_add,
             "meter-remove": self._cmd_meter_remove,
-            "meters": lambda req: self.ingest.status(),
+            "meters": lambda req: {**self.ingest.status(),
+                                   "lmn": self.lmn.status() if self.lmn else None},
             "readings": self._cmd_readings,
         }
 
     def _cmd_meter_add(self, req: dict[str, Any]) -> dict[str, Any]:
         from smgw.store import StoreError
 
+        key = req.get("key")
+        cert = req.get("cert")
         try:
             self.ingest.add_meter(str(req.get("id", "")), str(req.get("protocol", "sml")),
                                   str(req.get("interface", "lmn-wired")),
-                                  list(req.get("obis") or []), req.get("period_s"))
+                                  list(req.get("obis") or []), req.get("period_s"),
+                                  bytes.fromhex(key) if key else None,
+                                  _cert_der(cert) if cert else None)
         except StoreError as e:
             raise ValueError(str(e)) from None
+        if self.lmn:
+            self.lmn.reload()
         return self.ingest.status()
 
     def _cmd_meter_remove(self, req: dict[str, Any]) -> dict[str, Any]:
         if not self.ingest.remove_meter(str(req.get("id", ""))):
             raise ValueError(f"no meter {req.get('id')!r}")
+        if self.lmn:
+            self.lmn.reload()
         return self.ingest.status()
 
     def _cmd_readings(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -250,6 +305,7 @@ class Gateway:
             **self.link.status(),
         }
         out["meters"] = self.ingest.status() if self.ingest else None
+        out["lmn"] = self.lmn.status() if self.lmn else None
         if self.sim:
             out["sim"] = self.sim.status()
         return out
@@ -264,6 +320,17 @@ class Gateway:
             self._last_line = key
             self._last_print = time.monotonic()
             print(time.strftime("%H:%M:%S"), line, file=self.status_out, flush=True)
+
+
+def _cert_der(text: str) -> bytes:
+    # a certificate given as PEM text or as hex of its DER
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    t = text.strip()
+    if t.startswith("-----BEGIN"):
+        return x509.load_pem_x509_certificate(t.encode()).public_bytes(Encoding.DER)
+    return bytes.fromhex(t)
 
 
 def status_line(st: dict[str, Any]) -> str:

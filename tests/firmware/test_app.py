@@ -277,3 +277,65 @@ def test_a_burst_of_meter_frames_in_one_read_is_captured_whole(tmp_path):
     recs = host.of_type(m.T_RECORD)
     assert len(recs) == 12
     assert all(r[m.K_REC_BODY] == frame and r[m.K_REC_META]["check"] == "x25" for r in recs)
+
+
+class BusPort:
+    """The HDLC bus: a meter that answers every frame it is sent with a fixed reply."""
+
+    baud = 115200
+
+    def __init__(self, board, reply):
+        self.board = board
+        self.reply = reply
+        self.sent = []
+        self.rx = bytearray()
+
+    def read(self):
+        data = bytes(self.rx)
+        self.rx.clear()
+        return data or None
+
+    def send(self, data):
+        self.sent.append(bytes(data))
+        self.rx += self.reply
+        return len(data)
+
+
+def test_lmn_tx_is_sent_on_the_bus_and_the_answer_comes_back_in_its_window(tmp_path):
+    from smgwfw.crc16 import x25
+
+    def hdlc(dest, src, control):
+        head = bytes([0xA0, 7, (dest << 1) | 1, (src << 1) | 1, control])
+        f = x25(head)
+        return b"\x7e" + head + bytes([f & 0xFF, f >> 8]) + b"\x7e"
+
+    (tmp_path / "flash").mkdir()
+    board = Board(tmp_path / "flash")
+    bus = BusPort(board, hdlc(0x01, 0x10, 0x73))
+    board.lmn_bus = lambda: bus
+    app = App(board)
+    host = Host()
+    assert run(board, app, host, 3000, lambda: host.link.up and app.link.up)
+    snrm = hdlc(0x10, 0x01, 0x93)
+    host.link.send({m.K_TYPE: m.T_LMN_TX, m.K_LMN_ID: 42, m.K_LMN_FRAME: snrm,
+                    m.K_LMN_LISTEN: 30})
+    assert run(board, app, host, 2000, lambda: host.of_type(m.T_LMN_DONE))
+    assert bus.sent == [snrm]
+    (rx,) = host.of_type(m.T_LMN_RX)
+    assert rx[m.K_LMN_ID] == 42 and rx[m.K_LMN_FRAME] == bus.reply
+    assert rx[m.K_LMN_CHECK] == "x25" and 0 <= rx[m.K_LMN_AT] <= 30
+    (done,) = host.of_type(m.T_LMN_DONE)
+    assert done[m.K_LMN_COUNT] == 1 and done[m.K_LMN_SENT] is True
+    # malformed requests are answered with a specific error, and a board without a bus says so
+    host.link.send({m.K_TYPE: m.T_LMN_TX, m.K_LMN_ID: 43, m.K_LMN_FRAME: snrm,
+                    m.K_LMN_LISTEN: 99999})
+    assert run(board, app, host, 2000, lambda: host.of_type(m.T_ERROR))
+    assert host.of_type(m.T_ERROR)[0][m.K_ERROR_CODE] == m.ERR_BAD_FIELD
+
+
+def test_lmn_tx_on_a_board_without_a_bus_is_not_supported(setup):
+    board, app, host = setup
+    host.link.send({m.K_TYPE: m.T_LMN_TX, m.K_LMN_ID: 1, m.K_LMN_FRAME: b"\x7e\x7e",
+                    m.K_LMN_LISTEN: 10})
+    assert run(board, app, host, 2000, lambda: host.of_type(m.T_ERROR))
+    assert host.of_type(m.T_ERROR)[0][m.K_ERROR_CODE] == m.ERR_NOT_SUPPORTED

@@ -18,8 +18,10 @@ from smgw.sim.ptybridge import Noise, PtyBridge
 
 
 class Bench:
-    def __init__(self, tmp: Path, noise: Noise | None = None, fw_env: dict[str, str] | None = None):
+    def __init__(self, tmp: Path, noise: Noise | None = None, fw_env: dict[str, str] | None = None,
+                 host_config: str | None = None):
         self.tmp = tmp
+        self.host_config = host_config  # TOML text for the host's configuration file
         self.bridge = PtyBridge(noise).start()
         self.fw_state = tmp / "fw"
         self.host_dir = tmp / "host"
@@ -36,8 +38,12 @@ class Bench:
     def start_host(self) -> None:
         self.host_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.tmp / "host.log", "ab")
+        conf: list[str] = []
+        if self.host_config is not None:
+            (self.tmp / "host.toml").write_text(self.host_config)
+            conf = ["-c", str(self.tmp / "host.toml")]
         self.host = subprocess.Popen(
-            [sys.executable, "-m", "smgw.cli", "--data-dir", str(self.host_dir), "run",
+            [sys.executable, "-m", "smgw.cli", *conf, "--data-dir", str(self.host_dir), "run",
              "--port", self.bridge.port_a],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )

@@ -59,7 +59,7 @@ PICO = {
     "LINK": {"window": 8, "max_payload": 1024, "rto_ms": 1017, "queue_len": 32,
              "queue_bytes": 16384},
     "RS485": {"uart": 1, "tx": 4, "rx": 5, "de": 6, "re": None, "de_active_high": True,
-              "baud_default": 9600},
+              "baud_default": 9600, "proto": "sml"},
     "RADIO": {"kind": "uart_module", "module": "amb8465", "uart": 0, "tx": 0, "rx": 1,
               "baud": 9600, "reset": 2},
     "LEDS": {"PWR": (25, True), "TLS": (10, True), "LMC": (11, True), "wMT": (12, True)},

@@ -100,6 +100,7 @@ class FirmwareLink:
         self.port_error: str | None = None
         self.records_stored = 0
         self.store_errors = 0
+        self.lmn: Any = None  # the wired LMN bus master's service (smgw.lmn.service), if any
         gateway.subscribe(self._on_gateway_change)
 
     # ------------------------------------------------------------------ lifecycle
@@ -129,6 +130,10 @@ class FirmwareLink:
                 await asyncio.wait_for(self._wake.wait(), timeout=max(0.001, delay))
             except asyncio.TimeoutError:
                 pass
+
+    def kick(self) -> None:
+        """Something was queued on the link: send it now rather than at the next timer."""
+        self._wake.set()
 
     def _on_data(self, data: bytes) -> None:
         self.link.receive(data, now_ms())
@@ -229,9 +234,13 @@ class FirmwareLink:
             self._acked_upto = max(self._acked_upto, val)
         elif kind == lk.EV_UP:
             self._on_up(val)
+            if self.lmn is not None:
+                self.lmn.on_link_change()
         elif kind == lk.EV_DOWN:
             self.up_since = None
             log.warning("link down", extra=_fields(reason=val))
+            if self.lmn is not None:
+                self.lmn.on_link_change()
         elif kind == lk.EV_PEER_RESTART:
             info = val.get(lk.H_INFO, {})
             log.warning("firmware restarted", extra=_fields(boot=info.get("boot"),
@@ -331,11 +340,15 @@ class FirmwareLink:
             self.fw_events.append(ev)
             level = logging.INFO if code == m.EV_BOOT else logging.WARNING
             log.log(level, "firmware event", extra=_fields(event=ev["event"], params=params))
+        elif t in (m.T_LMN_RX, m.T_LMN_DONE):
+            if self.lmn is not None:
+                self.lmn.on_message(msg)
         elif t == m.T_ERROR:
             log.warning("firmware rejected a message", extra=_fields(
                 code=ERROR_NAMES.get(msg.get(m.K_ERROR_CODE), msg.get(m.K_ERROR_CODE)),
                 detail=msg.get(m.K_ERROR_DETAIL), ref=msg.get(m.K_ERROR_REF)))
-        elif t in (m.T_STATE, m.T_TIME, m.T_GET_STATUS, m.T_LINKTEST_GEN, m.T_RELEASE):
+        elif t in (m.T_STATE, m.T_TIME, m.T_GET_STATUS, m.T_LINKTEST_GEN, m.T_RELEASE,
+                   m.T_LMN_TX):
             link.reject(m.ERR_NOT_SUPPORTED, "firmware may not send this type", t)
         else:
             link.reject(m.ERR_UNKNOWN_TYPE, "unknown message type", t)

@@ -18,6 +18,7 @@ import cbor2
 
 from smgw.events import emit
 from smgw.meters import sml
+from smgw.meters import status as meter_status
 from smgw.store import MeterRow, ReadingRow, Store
 from smgwfw import messages as m
 
@@ -25,6 +26,7 @@ log = logging.getLogger("smgw.meters")
 
 # what the firmware's LMN frame detectors report (smgwfw.lmn); kept as names in the record meta
 CHECK_OK = ("x25", "kermit", "ok")
+PROTOCOLS = ("sml", "sml-tls")
 
 
 class MeterIngest:
@@ -33,6 +35,7 @@ class MeterIngest:
         self.stored_frames = 0
         self.rejected_frames = 0
         self.unknown_meters: dict[str, int] = {}
+        self.meter_errors: dict[str, tuple[str, int] | None] = {}
         self.reload()
 
     def reload(self) -> None:
@@ -44,16 +47,28 @@ class MeterIngest:
     # ------------------------------------------------------------------ profiles
 
     def add_meter(self, meter_id: str, protocol: str = "sml", interface: str = "lmn-wired",
-                  obis: list[str] | None = None, period_s: int | None = None) -> int:
+                  obis: list[str] | None = None, period_s: int | None = None,
+                  key: bytes | None = None, lmn_cert: bytes | None = None) -> int:
+        """protocol "sml": an SML push meter (info interface, optical head); "sml-tls": a
+        TR-03109 meter on the HDLC bus, polled inside TLS (docs/lmn-wired.md), which needs a
+        pairing key (16 bytes) or its pinned LMN certificate (DER)."""
         meter_id = _norm_id(meter_id)
-        if protocol != "sml":
-            raise ValueError(f"protocol {protocol!r} is not supported yet (sml)")
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol {protocol!r} is not supported ({', '.join(PROTOCOLS)})")
         if interface not in ("lmn-wired", "lmn-wireless"):
             raise ValueError(f"unknown interface {interface!r}")
+        if protocol == "sml-tls":
+            if key is None and lmn_cert is None:
+                raise ValueError("an sml-tls meter needs its pairing key or its LMN certificate")
+            if key is not None and len(key) != 16:
+                raise ValueError(f"the pairing key must be 16 bytes, got {len(key)}")
+        elif key is not None or lmn_cert is not None:
+            raise ValueError("keys and certificates belong to sml-tls meters only")
         from smgw.meters.obis import parse_obis
 
         channels = [str(parse_obis(o)) for o in (obis or [])]
-        mid = self.store.add_meter(meter_id, interface, protocol, channels, period_s)
+        mid = self.store.add_meter(meter_id, interface, protocol, channels, period_s, key,
+                                   lmn_cert)
         self.reload()
         emit(log, 10207, profile=meter_id)
         emit(log, 10020, meter=meter_id)
@@ -117,16 +132,79 @@ class MeterIngest:
                             extra={"fields": {"meter": meter_id or "?"}})
             return []
         emit(log, 10164, meter=meter_id)
+        self._check_status(meter_id, f)
         wanted = set(meter.obis)
         out = []
+        if not f.messages_crc_ok:
+            emit(log, 10263, meter=meter_id)  # values of a message whose CRC is wrong: not taken
         for r in f.readings:
             if wanted and r.obis not in wanted:
                 continue
-            if not isinstance(r.raw, int):
+            if not isinstance(r.raw, int) or not r.message_crc_ok:
                 continue  # text/octet values (ids, firmware versions) are not measured values
             out.append(ReadingRow(meter.id, r.obis, r.raw, r.scaler, r.unit, r.status,
                                   time_valid=captured is not None))
         return out
+
+    def polled(self, meter_id: str, frame: bytes, received_ms: int | None = None) -> bool:
+        """Stores the SML answer of a polled (sml-tls) meter. Its record id in the meter's own
+        host-side stream is the meter's secIndex + 1, so an answer repeated by the meter is
+        never stored twice. Returns False for such a repeat or an unusable answer."""
+        meter = self.meters.get(meter_id)
+        if meter is None:
+            return False
+        received = int(time.time() * 1000) if received_ms is None else received_ms
+        try:
+            f = sml.decode_frame(frame)
+        except sml.SmlError as e:
+            self.rejected_frames += 1
+            if e.catalogue_id == 10263:
+                emit(log, 10263, meter=meter_id)
+            else:
+                emit(log, 10274, meter=meter_id, protocol="SML", reason=str(e))
+            return False
+        sec = None
+        for msg in f.messages:
+            t = getattr(msg.body, "act_sensor_time", None)
+            if isinstance(t, dict) and t.get("kind") == "secIndex":
+                sec = t.get("value")
+        if not isinstance(sec, int) or sec < 0 or (f.server_id and f.server_id.hex() != meter_id):
+            self.rejected_frames += 1
+            emit(log, 10274, meter=meter_id, protocol="SML",
+                 reason="Antwort ohne secIndex oder von einem anderen Zähler")
+            return False
+        emit(log, 10164, meter=meter_id)
+        self._check_status(meter_id, f)
+        wanted = set(meter.obis)
+        if not f.messages_crc_ok:
+            emit(log, 10263, meter=meter_id)
+        readings = [ReadingRow(meter.id, r.obis, r.raw, r.scaler, r.unit, r.status)
+                    for r in f.readings if isinstance(r.raw, int) and r.message_crc_ok
+                    and (not wanted or r.obis in wanted)]
+        # record ids start at 1; a meter's secIndex starts at 0
+        stored = self.store.put_record(-meter.id, sec + 1, m.SRC_LMN_WIRED, None, received,
+                                       received, frame, cbor2.dumps({"proto": "sml-tls"}),
+                                       readings)
+        if stored:
+            self.stored_frames += 1
+            self.values[meter.id] = self.values.get(meter.id, 0) + len(readings)
+        return stored
+
+    def _check_status(self, meter_id: str, f: sml.SmlFile) -> None:
+        # 10033 (error) / 10037 (fatal) when a meter's status word starts to report one, and
+        # again when it changes: not for every telegram that repeats it
+        worst = None
+        for r in f.readings:
+            st = meter_status.classify(r.status, meter_status.manufacturer_of(f.server_id))
+            if st.severity != "ok" and (worst is None or st.severity == "fatal"):
+                worst = st
+        key = None if worst is None else (worst.severity, worst.code)
+        if key == self.meter_errors.get(meter_id):
+            return
+        self.meter_errors[meter_id] = key
+        if worst is not None:
+            emit(log, 10037 if worst.severity == "fatal" else 10033, meter=meter_id,
+                 code=f"0x{worst.code:X} {worst.text}")
 
     def status(self) -> dict[str, Any]:
         return {

@@ -87,6 +87,7 @@ class MeterRow:
     key: bytes | None
     created_ms: int
     removed_ms: int | None
+    lmn_cert: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -407,7 +408,8 @@ class Store:
     # ------------------------------------------------------------------ meters and readings
 
     def add_meter(self, meter_id: str, interface: str, protocol: str, obis: list[str],
-                  period_s: int | None = None, key: bytes | None = None) -> int:
+                  period_s: int | None = None, key: bytes | None = None,
+                  lmn_cert: bytes | None = None) -> int:
         """A new meter profile; a removed profile with the same id is brought back."""
         with self._write("add_meter") as conn:
             row = conn.execute("SELECT id, removed_ms FROM meters WHERE meter_id = ?",
@@ -417,14 +419,23 @@ class Store:
             if row is not None:
                 conn.execute(
                     "UPDATE meters SET interface=?, protocol=?, obis=?, period_s=?, key=?, "
-                    "removed_ms=NULL WHERE id=?",
-                    (interface, protocol, json.dumps(obis), period_s, key, row[0]))
+                    "lmn_cert=?, removed_ms=NULL WHERE id=?",
+                    (interface, protocol, json.dumps(obis), period_s, key, lmn_cert, row[0]))
                 return int(row[0])
             cur = conn.execute(
                 "INSERT INTO meters(meter_id, interface, protocol, obis, period_s, key, "
-                "created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (meter_id, interface, protocol, json.dumps(obis), period_s, key, self.now_ms()))
+                "lmn_cert, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (meter_id, interface, protocol, json.dumps(obis), period_s, key, lmn_cert,
+                 self.now_ms()))
             return int(cur.lastrowid)
+
+    def set_meter_security(self, meter_id: str, key: bytes | None, lmn_cert: bytes | None
+                           ) -> None:
+        """After a pairing: the operational key replaces the pairing key, the meter's
+        certificate is pinned."""
+        with self._write("set_meter_security") as conn:
+            conn.execute("UPDATE meters SET key=?, lmn_cert=? WHERE meter_id=? "
+                         "AND removed_ms IS NULL", (key, lmn_cert, meter_id))
 
     def remove_meter(self, meter_id: str) -> bool:
         with self._write("remove_meter") as conn:
@@ -435,10 +446,10 @@ class Store:
 
     def meters(self, include_removed: bool = False) -> list[MeterRow]:
         sql = ("SELECT id, meter_id, interface, protocol, obis, period_s, key, created_ms, "
-               "removed_ms FROM meters")
+               "removed_ms, lmn_cert FROM meters")
         if not include_removed:
             sql += " WHERE removed_ms IS NULL"
-        return [MeterRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], r[8])
+        return [MeterRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], r[8], r[9])
                 for r in self._read("meters", sql + " ORDER BY id")]
 
     def count_readings(self, meter: int | None = None) -> int:

@@ -123,9 +123,17 @@ CREATE TABLE readings (
 CREATE INDEX readings_by_meter ON readings (meter, obis, capture_ms);
 """
 
+_V3_LMN_SECURITY = """
+-- TR-03109 LMN meters (docs/lmn-wired.md): the meter's pinned LMN certificate (DER), learnt at
+-- pairing or entered with the profile. meters.key holds the pairing key, replaced by the
+-- operational key after the first pairing.
+ALTER TABLE meters ADD COLUMN lmn_cert BLOB;
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _V1_INITIAL),
     Migration(2, "meter profiles and original measured values", _V2_METERS),
+    Migration(3, "pinned LMN certificates of wired meters", _V3_LMN_SECURITY),
 ]
 
 

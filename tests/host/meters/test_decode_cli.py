@@ -11,6 +11,7 @@ import argparse
 import json
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,96 @@ def test_add_parser_wires_into_a_smgw_style_parser(capsys):
     with pytest.raises(SystemExit) as e:
         p.parse_args(["decode"])
     assert e.value.code == 2
+
+
+def _assert_issue_shape(doc: dict) -> None:
+    """The shape issue 3 asks for: {"frames": [{"server_id": "<hex>", "crc_ok": true,
+    "readings": [{"obis", "value", "unit", "scaler", "raw", "status"}]}]} with JSON types:
+    value an exact decimal string, raw a JSON integer for integer values (hex text for octet
+    strings), scaler and status integers or null."""
+    assert set(doc) == {"frames"} and doc["frames"]
+    for fr in doc["frames"]:
+        assert isinstance(fr["server_id"], str)
+        bytes.fromhex(fr["server_id"])
+        assert fr["server_id"] == fr["server_id"].lower()
+        assert isinstance(fr["crc_ok"], bool)
+        assert fr["readings"]
+        for r in fr["readings"]:
+            assert {"obis", "value", "unit", "scaler", "raw", "status"} <= set(r)
+            assert isinstance(r["obis"], str)
+            assert r["value"] is None or isinstance(r["value"], str)
+            assert r["unit"] is None or isinstance(r["unit"], str)
+            for k in ("scaler", "status"):
+                assert r[k] is None or (isinstance(r[k], int) and not isinstance(r[k], bool))
+            if r["raw_type"] in ("int", "uint"):
+                assert isinstance(r["raw"], int) and not isinstance(r["raw"], bool), r
+                scale = r["scaler"] or 0
+                assert Decimal(r["value"]) == Decimal(r["raw"]).scaleb(scale), r
+                assert len(r["value"].partition(".")[2]) == max(0, -scale), r
+            elif r["raw_type"] == "octets":
+                assert isinstance(r["raw"], str)
+                bytes.fromhex(r["raw"])
+
+
+def test_output_has_the_shape_the_issue_asks_for(capsys):
+    rc, out, _ = run(capsys, S3.hex())
+    assert rc == 0
+    doc = json.loads(out)
+    _assert_issue_shape(doc)
+    r = next(r for r in doc["frames"][0]["readings"] if r["obis"] == "1-0:1.8.0")
+    assert {k: r[k] for k in ("obis", "value", "unit", "scaler", "raw", "status")} == {
+        "obis": "1-0:1.8.0", "value": "5543299.1", "unit": "Wh", "scaler": -1,
+        "raw": 55432991, "status": 0x0102A0}
+    assert '"raw": 55432991,' in out  # a JSON number, not a string
+    key = next(r for r in doc["frames"][0]["readings"] if r["obis"] == "129-129:199.130.5")
+    assert len(bytes.fromhex(key["raw"])) == 48  # octet strings stay hex text
+
+
+@pytest.mark.parametrize("vid", sorted(VECTORS))
+def test_every_real_dump_through_the_command(capsys, vid):
+    rc, out, err = run(capsys, VECTORS[vid]["hex"])
+    assert rc == 0 and err == ""
+    doc = json.loads(out)
+    _assert_issue_shape(doc)
+    fr = doc["frames"][0]
+    exp = VECTORS[vid]["expect"]
+    assert fr["server_id"] == exp["server_id"] and fr["crc_ok"] is exp["crc_ok"]
+    got = [{k: r[k] for k in e} for r, e in zip(fr["readings"], exp["readings"])]
+    assert got == exp["readings"] and len(fr["readings"]) == len(exp["readings"])
+
+
+def test_big_integers_stay_exact_in_json(capsys):
+    """Unsigned64 / Integer64 raw values are JSON integers that round-trip exactly (no float)."""
+    from test_sml import entry, sint, sml_file, transport, uint
+
+    big, small = (1 << 64) - 1, -(1 << 63)
+    frame = transport(sml_file(bytes.fromhex("0901454d480000abd62a"), [
+        entry(bytes.fromhex("0100010800ff"), uint(big, 8), unit=30, scaler=-4),
+        entry(bytes.fromhex("0100020800ff"), sint(small, 8), unit=30, scaler=0)]))
+    rc, out, _ = run(capsys, frame.hex())
+    assert rc == 0
+    r1, r2 = json.loads(out)["frames"][0]["readings"]
+    assert r1["raw"] == big and r1["value"] == "1844674407370955.1615"
+    assert r2["raw"] == small and r2["value"] == str(small)
+
+
+def test_smgw_entry_point(capsys):
+    """`smgw decode sml HEX` through the real smgw command line (smgw.cli.main)."""
+    from smgw.cli import main as smgw_main
+
+    assert smgw_main(["decode", "sml", S3.hex()]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    _assert_issue_shape(doc)
+    assert smgw_main(["decode", "sml", "1b1b1b1b"]) == 1
+    assert len(capsys.readouterr().err.splitlines()) == 1
+
+
+def test_smgw_console_script_bad_input_one_line():
+    exe = Path(sys.executable).parent / "smgw"
+    if not exe.exists():
+        pytest.skip("smgw console script not installed in this environment")
+    r = subprocess.run([str(exe), "decode", "sml", "1b1b1b1b0101010100"], capture_output=True,
+                       timeout=60, check=False)
+    assert r.returncode != 0 and r.stdout == b""
+    (line,) = r.stderr.decode().splitlines()
+    assert line.startswith("smgw decode sml: ")

@@ -418,7 +418,6 @@ def test_speed_scaling_and_simulated_time():
     assert m.run(sink, speed=20, count=6) == 6  # 2 s simulated = 0.1 s wall
     elapsed = time.monotonic() - t0
     assert elapsed >= 0.5  # five intervals; the first push goes out at once
-    assert elapsed < 5
     gaps = [b - a for a, b in zip(sink.times, sink.times[1:])]
     assert all(g > 0.05 for g in gaps)
     assert [values(c)["sec_index"] for c in sink.chunks] == [0, 2, 4, 6, 8, 10]

@@ -497,7 +497,7 @@ def test_readings_are_stored_with_their_record_in_one_transaction(tmp_path):
     from smgw.store import ReadingRow
 
     store = Store.open(tmp_path / "s.db")
-    assert store.schema_version() == 2
+    assert store.schema_version() == 3
     mid = store.add_meter("0a01454d4800009f5a1d", "lmn-wired", "sml", ["1-0:1.8.0"], 2)
     with pytest.raises(StoreError):
         store.add_meter("0a01454d4800009f5a1d", "lmn-wired", "sml", [], 2)
@@ -517,3 +517,15 @@ def test_readings_are_stored_with_their_record_in_one_transaction(tmp_path):
     assert store.remove_meter("0a01454d4800009f5a1d") and not store.meters()
     assert store.add_meter("0a01454d4800009f5a1d", "lmn-wired", "sml", [], None) == mid
     store.close()
+
+
+def test_pairing_replaces_the_key_and_pins_the_meter_certificate(tmp_path):
+    store = Store.open(tmp_path / "s.db")
+    store.add_meter("0a01", "lmn-wired", "sml-tls", [], 15, key=b"k" * 16)
+    (mt,) = store.meters()
+    assert mt.key == b"k" * 16 and mt.lmn_cert is None
+    store.set_meter_security("0a01", b"o" * 16, b"DER")
+    store.close()
+    store = Store.open(tmp_path / "s.db")  # durable
+    (mt,) = store.meters()
+    assert mt.key == b"o" * 16 and mt.lmn_cert == b"DER"
