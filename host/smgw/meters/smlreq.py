@@ -1,10 +1,10 @@
 """SML requests the gateway sends to a meter it polls (docs/lmn-wired.md §6): one SML file with
 ``Open.Req, GetList.Req, Close.Req`` in a transport v1 frame. The encoding primitives are the
-shared SML encoder's (``smgw.sim.smlencode``, which the meter simulator uses for its answers)."""
+shared SML encoder's (``smgw.meters.smlencode``, which the meter simulator uses for its answers)."""
 
 from __future__ import annotations
 
-from smgw.sim import smlencode as enc
+from smgw.meters import smlencode as enc
 
 TAG_OPEN_REQ = 0x0100
 TAG_CLOSE_REQ = 0x0200

@@ -39,8 +39,8 @@ from typing import Any
 from smgw.lmn import hdlc, security
 from smgw.lmn.station import MeterStation
 from smgw.meters import sml
-from smgw.sim import smlencode as enc
-from smgw.sim.smlencode import Int
+from smgw.meters import smlencode as enc
+from smgw.meters.smlencode import Int
 from smgw.sim.smlmeter import ConstantPower, Profile, SmlMeter
 
 __all__ = ["BusStats", "LmnBus", "LmnMeter", "derive_pairing_key", "load_or_create_meter",

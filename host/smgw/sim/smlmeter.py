@@ -28,8 +28,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from smgw.sim import smlencode as enc
-from smgw.sim.smlencode import Int, Raw, UInt
+from smgw.meters import smlencode as enc
+from smgw.meters.smlencode import Int, Raw, UInt
 
 # 0.1 Wh = 360 J = 360e6 mW*ms
 MWMS_PER_DWH = 360_000_000

@@ -12,7 +12,7 @@ from smgw.lmn import hdlc, security
 from smgw.lmn.master import LmnMaster, MeterConfig
 from smgw.lmn.station import MeterStation
 from smgw.meters import sml
-from smgw.sim import smlencode as enc
+from smgw.meters import smlencode as enc
 
 BAUD = 115200
 KEY = bytes(range(16))

@@ -15,7 +15,7 @@ from smgw.lmn import hdlc, mgmt, security
 from smgw.lmn.hdlc import Frame
 from smgw.lmn.station import CH_PAIRING, CH_TLS, MeterStation, SmlSplitter
 from smgw.meters import sml, smlreq
-from smgw.sim import smlencode as enc
+from smgw.meters import smlencode as enc
 
 SID = bytes.fromhex("0a0153494d0200000001")
 K = bytes(range(16))

@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from smgw.meters.ingest import MeterIngest
-from smgw.sim import smlencode as enc
+from smgw.meters import smlencode as enc
 from smgw.store import Store
 from smgwfw import messages as m
 

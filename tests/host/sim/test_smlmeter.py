@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import serial
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "meters"))
 
 from test_smlencode import (  # noqa: E402
     OBIS_180,
@@ -31,7 +31,7 @@ from test_smlencode import (  # noqa: E402
 )
 
 import metersim  # noqa: E402  (tools/ is on sys.path, see tests/conftest.py)
-from smgw.sim import smlencode as enc  # noqa: E402
+from smgw.meters import smlencode as enc  # noqa: E402
 from smgw.sim.ptybridge import PtyBridge  # noqa: E402
 from smgw.sim.smlmeter import (  # noqa: E402
     ConstantPower,

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smgw.sim import smlencode as enc
-from smgw.sim.smlencode import Int, Raw, UInt
+from smgw.meters import smlencode as enc
+from smgw.meters.smlencode import Int, Raw, UInt
 
 # ------------------------------------------------------------------ reference implementation
 # Deliberately naive and written from the spec text, sharing nothing with smlencode.
