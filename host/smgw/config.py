@@ -126,6 +126,23 @@ class SimConfig:
 
 
 @dataclass(frozen=True)
+class TimeConfig:
+    server: str = "sim"
+    sync_interval_s: float = 21600.0
+    rtc_bridge_s: float = 172800.0
+    smallest_period_s: float = 900.0
+
+
+@dataclass(frozen=True)
+class LogbookConfig:
+    calibration_entries: int = 200_000
+    system_entries: int = 200_000
+    consumer_entries: int = 50_000
+    consumers: tuple[str, ...] = ("LV1",)
+    selftest_interval_s: float = 14400.0
+
+
+@dataclass(frozen=True)
 class LmnConfig:
     invite_s: float = 10.0
     keepalive_s: float = 5.0
@@ -152,6 +169,8 @@ class Config:
     link: LinkConfig = field(default_factory=LinkConfig)
     sim: SimConfig = field(default_factory=SimConfig)
     lmn: LmnConfig = field(default_factory=LmnConfig)
+    time: TimeConfig = field(default_factory=TimeConfig)
+    logbook: LogbookConfig = field(default_factory=LogbookConfig)
     log: LogConfig = field(default_factory=LogConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     #: the file this configuration was loaded from (None = defaults only)
@@ -214,6 +233,8 @@ def _obj_to_dict(obj: Any, spec: dict[str, Any]) -> dict[str, Any]:
             out[key] = _obj_to_dict(value, item)
         elif isinstance(value, Path):
             out[key] = str(value)
+        elif isinstance(value, tuple):
+            out[key] = list(value)
         else:
             out[key] = value
     return out
@@ -224,6 +245,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return json.dumps(str(value))  # JSON string escapes are valid TOML basic strings
 
 
@@ -319,6 +342,30 @@ def _gateway_id() -> _Check:
     return _Check(fn)
 
 
+def _time_server() -> _Check:
+    def fn(v: Any, ctx: _Ctx) -> str:
+        if not isinstance(v, str) or not v.strip():
+            raise ValueError(f'must be "sim" or host[:port] of an NTP server, got {_got(v)}')
+        host, _, port = v.strip().rpartition(":") if ":" in v else (v.strip(), "", "")
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(f"port must be 1..65535, got {port!r}")
+        return v.strip()
+
+    return _Check(fn)
+
+
+def _names() -> _Check:
+    def fn(v: Any, ctx: _Ctx) -> tuple[str, ...]:
+        if not isinstance(v, (list, tuple)) or not v or not all(
+                isinstance(x, str) and x.strip() and x.isprintable() for x in v):
+            raise ValueError(f"must be a non-empty list of names, got {_got(v)}")
+        if len(set(v)) != len(v):
+            raise ValueError("names must be unique")
+        return tuple(x.strip() for x in v)
+
+    return _Check(fn)
+
+
 def _boolean() -> _Check:
     def fn(v: Any, ctx: _Ctx) -> bool:
         if not isinstance(v, bool):
@@ -396,6 +443,19 @@ _SCHEMA: dict[str, dict[str, Any]] = {
         "listen_ms": (_int_range(5, 5000), 60),
         "max_misses": (_int_range(1, 100), 3),
     },
+    "time": {
+        "server": (_time_server(), "sim"),
+        "sync_interval_s": (_float_range(10.0, 86400.0), 21600.0),
+        "rtc_bridge_s": (_float_range(0.0, 31536000.0), 172800.0),
+        "smallest_period_s": (_float_range(1.0, 86400.0), 900.0),
+    },
+    "logbook": {
+        "calibration_entries": (_int_range(10, 100_000_000), 200_000),
+        "system_entries": (_int_range(10, 100_000_000), 200_000),
+        "consumer_entries": (_int_range(10, 100_000_000), 50_000),
+        "consumers": (_names(), ("LV1",)),
+        "selftest_interval_s": (_float_range(60.0, 86400.0), 14400.0),
+    },
     "log": {
         "level": (_choice(LOG_LEVELS), "info"),
         "format": (_choice(LOG_FORMATS), "text"),
@@ -412,6 +472,8 @@ _CLASSES: dict[str, type] = {
     "sim": SimConfig,
     "sim.line_noise": LineNoiseConfig,
     "lmn": LmnConfig,
+    "time": TimeConfig,
+    "logbook": LogbookConfig,
     "log": LogConfig,
     "control": ControlConfig,
 }

@@ -28,6 +28,7 @@ from smgw.sim.ptybridge import Noise, PtyBridge
 from smgw.sim.lmnmeter import LmnBus, LmnMeter, load_or_create_meter, sim_sid
 from smgw.sim.smlmeter import DailyProfile, SmlMeter
 from smgw.store import Store
+from smgw.supervisor import Supervisor
 from smgwfw import messages as m
 
 log = logging.getLogger("smgw.service")
@@ -161,6 +162,7 @@ class Gateway:
         self.control: ControlServer | None = None
         self.ingest: MeterIngest | None = None
         self.lmn: LmnService | None = None
+        self.supervisor: Supervisor | None = None
         self._last_line = ""
         self._last_print = 0.0
 
@@ -179,6 +181,20 @@ class Gateway:
             rto = lc.rto_ms if isinstance(lc.rto_ms, int) else auto_rto_ms(
                 lc.baudrate, lc.window, lc.max_payload)
             self.ingest = MeterIngest(self.store)
+            self.link = FirmwareLink(
+                self.store, SerialPort(port_url, lc.baudrate), self.state, self.ingest,
+                window=lc.window,
+                max_payload=lc.max_payload, rto_ms=rto, hello_ms=lc.hello_interval_ms,
+                version=VERSION,
+            )
+            # logbooks, legal time, operating state and self-test: open before anything logs
+            # an event worth keeping
+            self.supervisor = Supervisor(cfg, data_dir, self.state, self.store, self.link)
+            self.supervisor.open()
+            self.ingest.time_valid = self.supervisor.time_valid_at
+            self.ingest.now_ms = self.supervisor.now_ms
+            self.link.legal_now_ms = self.supervisor.now_ms
+            self.link.measuring = lambda: self.supervisor.allows("measuring")
             if self.sim and self.sim.meter_id and self.sim.meter_id not in self.ingest.meters:
                 self.ingest.add_meter(self.sim.meter_id, obis=SimBoard.METER_OBIS,
                                       period_s=round(cfg.sim.sml_meter_period_s) or None)
@@ -189,25 +205,21 @@ class Gateway:
                                           obis=SimBoard.METER_OBIS,
                                           period_s=max(1, round(cfg.sim.sml_meter_period_s)),
                                           key=lm.pairing_key)
-            self.link = FirmwareLink(
-                self.store, SerialPort(port_url, lc.baudrate), self.state, self.ingest,
-                window=lc.window,
-                max_payload=lc.max_payload, rto_ms=rto, hello_ms=lc.hello_interval_ms,
-                version=VERSION,
-            )
             lm = cfg.lmn
             self.lmn = LmnService(self.link, self.ingest, self.state, cfg.gateway.id,
                                   data_dir / "lmn-keys", baud=self._lmn_baud(),
                                   listen_ms=lm.listen_ms, invite_s=lm.invite_s,
                                   keepalive_s=lm.keepalive_s, retry_s=lm.retry_s,
                                   max_misses=lm.max_misses)
+            self.lmn.measuring = lambda: self.supervisor.allows("measuring")
+            self.lmn.time_valid = lambda: bool(self.supervisor.clock and self.supervisor.clock.valid)
             await self.link.start()
             await self.lmn.start()
+            await self.supervisor.start()
             self.control = ControlServer(Path(cfg.control.socket), self._handlers())
             await self.control.start()
             log.info("gateway started", extra={"fields": {
                 "id": cfg.gateway.id, "port": cfg.link.port, "data_dir": str(data_dir)}})
-            self.state.update(op=m.OP_NORMAL)
             while not stop.is_set():
                 self._print_status()
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -223,6 +235,8 @@ class Gateway:
             await self.control.stop()
         if self.lmn:
             await self.lmn.stop()
+        if self.supervisor:
+            await self.supervisor.stop()
         if self.link:
             await self.link.stop()
         if self.sim:
@@ -244,7 +258,65 @@ class Gateway:
             "meters": lambda req: {**self.ingest.status(),
                                    "lmn": self.lmn.status() if self.lmn else None},
             "readings": self._cmd_readings,
+            "log": self._cmd_log,
+            "selftest": self._cmd_selftest,
+            "opstate": lambda req: self.supervisor.status(),
+            "opstate-reset": self._cmd_opstate_reset,
         }
+
+    # roles that may read each log (seed 000 §10, 002 §5): the GWA never reads consumer logs,
+    # a consumer reads only their own, the calibration log is readable by everyone
+    _LOG_ROLES = {"calibration": ("gwa", "technician", "consumer"),
+                  "system": ("gwa", "technician"), "consumer": ("consumer",)}
+
+    def _cmd_log(self, req: dict[str, Any]) -> dict[str, Any]:
+        name = str(req.get("log", "system"))
+        role = str(req.get("role", "technician"))
+        if name not in self._LOG_ROLES:
+            raise ValueError(f"no log {name!r} (calibration, system, consumer)")
+        if role not in self._LOG_ROLES[name]:
+            raise ValueError(f"the role {role!r} may not read the {name} log")
+        consumer = req.get("consumer")
+        if name == "consumer" and consumer not in self.cfg.logbook.consumers:
+            raise ValueError(f"no consumer {consumer!r} "
+                             f"({', '.join(self.cfg.logbook.consumers)})")
+        lb = self.supervisor.logbooks
+        kw = dict(consumer=consumer if name == "consumer" else None,
+                  since_ms=req.get("since_ms"), until_ms=req.get("until_ms"),
+                  level=req.get("level"))
+        if req.get("csv"):
+            import io
+
+            buf = io.StringIO()
+            n = lb.export_csv(name, buf, **kw)
+            return {"csv": buf.getvalue(), "rows": n}
+        page = lb.query(name, limit=int(req.get("limit") or 50), after_seq=req.get("after"),
+                        **kw)
+        return {"entries": [{"seq": e.seq, "ts_ms": e.ts_ms, "time_valid": e.time_valid,
+                             "event": e.event_id, "level": e.level, "status": e.status,
+                             "text": e.text, "params": e.params, "consumer": e.consumer}
+                            for e in page.entries], "next_after": page.next_after}
+
+    def _cmd_selftest(self, req: dict[str, Any]) -> dict[str, Any]:
+        from smgw.selftest.runner import RateLimited
+
+        role = str(req.get("role", "technician"))
+        if role not in ("consumer", "technician", "gwa"):
+            raise ValueError(f"unknown role {role!r}")
+        try:
+            report = self.supervisor.run_selftest(role)
+        except RateLimited as e:
+            raise ValueError(f"a consumer may start the next self-test at "
+                             f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(e.next_allowed_ms / 1000))}"
+                             f" (next_allowed_ms={e.next_allowed_ms})") from None
+        return report.to_dict()
+
+    def _cmd_opstate_reset(self, req: dict[str, Any]) -> dict[str, Any]:
+        by = str(req.get("by") or "")
+        if not by:
+            raise ValueError("an administrator reset must name who does it (by)")
+        self.supervisor.ops.administrator_reset(by)
+        return self.supervisor.status()
 
     def _cmd_meter_add(self, req: dict[str, Any]) -> dict[str, Any]:
         from smgw.store import StoreError
@@ -306,6 +378,7 @@ class Gateway:
         }
         out["meters"] = self.ingest.status() if self.ingest else None
         out["lmn"] = self.lmn.status() if self.lmn else None
+        out["supervisor"] = self.supervisor.status() if self.supervisor else None
         if self.sim:
             out["sim"] = self.sim.status()
         return out

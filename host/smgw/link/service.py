@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Callable
 
 import cbor2
 
@@ -59,6 +59,10 @@ def now_ms() -> int:
     return int(time.monotonic() * 1000) & _MASK
 
 
+class _Deferred(Exception):
+    """A firmware message that may not be handled now; it stays unacknowledged."""
+
+
 class FirmwareLink:
     def __init__(self, store: Store, port: SerialPort, gateway: GatewayState,
                  ingest: MeterIngest, *,
@@ -101,6 +105,10 @@ class FirmwareLink:
         self.records_stored = 0
         self.store_errors = 0
         self.lmn: Any = None  # the wired LMN bus master's service (smgw.lmn.service), if any
+        # the legal time the firmware stamps captures with (the supervisor's clock, once set)
+        self.legal_now_ms: Callable[[], int] = lambda: int(time.time() * 1000)
+        # whether the operating state lets the gateway measure (store meter records)
+        self.measuring: Callable[[], bool] = lambda: True
         gateway.subscribe(self._on_gateway_change)
 
     # ------------------------------------------------------------------ lifecycle
@@ -157,7 +165,7 @@ class FirmwareLink:
                 if link.send({m.K_TYPE: m.T_GET_STATUS}):
                     self._last_status_poll = time.monotonic()
             if time.monotonic() - self._last_time_sync > TIME_RESYNC_S:
-                if link.send({m.K_TYPE: m.T_TIME, m.K_TIME_UNIX_MS: int(time.time() * 1000)}):
+                if link.send({m.K_TYPE: m.T_TIME, m.K_TIME_UNIX_MS: self.legal_now_ms()}):
                     self._last_time_sync = time.monotonic()
         while True:
             f = link.poll(now)
@@ -208,6 +216,12 @@ class FirmwareLink:
             if kind == lk.EV_MESSAGE:
                 try:
                     self._on_message(val)
+                except _Deferred:
+                    # measuring is switched off (operating state): the firmware keeps the
+                    # record, unacknowledged, until it may be stored
+                    link.retry_later()
+                    self._store_blocked_until = time.monotonic() + RETRY_STORE_S
+                    return
                 except Exception as e:
                     # Not consumed, so not acknowledged: the firmware keeps the message and it is
                     # offered again later. A full disk and a bug in a handler are treated alike,
@@ -310,6 +324,8 @@ class FirmwareLink:
             if not rid or not isinstance(body, bytes) or not isinstance(src, int):
                 link.reject(m.ERR_BAD_FIELD, "record: rid, src and body required", t)
                 return
+            if not self.measuring():
+                raise _Deferred()
             if self.ingest.record(stream, rid, msg):
                 self.records_stored += 1
         elif t == m.T_LEDS:

@@ -41,6 +41,8 @@ class LmnService:
         self._task: asyncio.Task | None = None
         self._sent_at = 0.0
         self._lmc = m.LMC_NONE
+        self.measuring = lambda: True  # the operating state may switch measuring off
+        self.time_valid = lambda: True  # the legal clock's validity (smgw.legaltime)
         self.reload()
         link.lmn = self
 
@@ -83,7 +85,7 @@ class LmnService:
         while True:
             now = time.monotonic()
             delay = 0.5
-            if self.link.link.up and self.master.meters:
+            if self.link.link.up and self.master.meters and self.measuring():
                 pending = self.master.pending
                 if pending is not None and now - self._sent_at > STALE_S + pending.listen_ms / 1000:
                     self.master.reset()  # the firmware restarted or the link dropped it
@@ -158,11 +160,14 @@ class LmnService:
         self._update_lmc()
 
     def _update_lmc(self) -> None:
-        lmc = m.LMC_ADDRESSED if any(mt.address is not None
-                                     for mt in self.master.meters.values()) else m.LMC_NONE
+        addressed = any(mt.address is not None for mt in self.master.meters.values())
+        # docs/leds.md: addressed meters while the legal time is invalid blink differently
+        lmc = (m.LMC_NONE if not addressed else m.LMC_ADDRESSED if self.time_valid()
+               else m.LMC_TIME_INVALID)
         if lmc != self._lmc:
             self._lmc = lmc
             self.gateway.update(lmc=lmc)
 
     def status(self) -> dict[str, Any]:
+        self._update_lmc()  # the time may have turned (in)valid since the last exchange
         return self.master.status()

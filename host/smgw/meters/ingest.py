@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, Callable
 
 import cbor2
 
@@ -30,8 +30,14 @@ PROTOCOLS = ("sml", "sml-tls")
 
 
 class MeterIngest:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store,
+                 time_valid: Callable[[int | None], bool] | None = None,
+                 now_ms: Callable[[], int] | None = None) -> None:
         self.store = store
+        self.now_ms = now_ms or (lambda: int(time.time() * 1000))  # receipt times: legal time
+        # whether a capture time lies where the legal time was valid (smgw.legaltime); without
+        # a legal clock: whenever the front-end had a time at all
+        self.time_valid = time_valid or (lambda ts: ts is not None)
         self.stored_frames = 0
         self.rejected_frames = 0
         self.unknown_meters: dict[str, int] = {}
@@ -93,7 +99,7 @@ class MeterIngest:
         meta = msg.get(m.K_REC_META) if isinstance(msg.get(m.K_REC_META), dict) else {}
         tick = msg.get(m.K_REC_TICK) if isinstance(msg.get(m.K_REC_TICK), int) else None
         captured = msg.get(m.K_REC_TIME) if isinstance(msg.get(m.K_REC_TIME), int) else None
-        received = int(time.time() * 1000)
+        received = self.now_ms()
         readings: list[ReadingRow] = []
         if src == m.SRC_LMN_WIRED and meta.get("proto", "sml") == "sml":
             readings = self._sml_readings(body, meta, captured)
@@ -143,7 +149,7 @@ class MeterIngest:
             if not isinstance(r.raw, int) or not r.message_crc_ok:
                 continue  # text/octet values (ids, firmware versions) are not measured values
             out.append(ReadingRow(meter.id, r.obis, r.raw, r.scaler, r.unit, r.status,
-                                  time_valid=captured is not None))
+                                  time_valid=self.time_valid(captured)))
         return out
 
     def polled(self, meter_id: str, frame: bytes, received_ms: int | None = None) -> bool:
@@ -153,7 +159,7 @@ class MeterIngest:
         meter = self.meters.get(meter_id)
         if meter is None:
             return False
-        received = int(time.time() * 1000) if received_ms is None else received_ms
+        received = self.now_ms() if received_ms is None else received_ms
         try:
             f = sml.decode_frame(frame)
         except sml.SmlError as e:
@@ -178,7 +184,8 @@ class MeterIngest:
         wanted = set(meter.obis)
         if not f.messages_crc_ok:
             emit(log, 10263, meter=meter_id)
-        readings = [ReadingRow(meter.id, r.obis, r.raw, r.scaler, r.unit, r.status)
+        valid = self.time_valid(received)
+        readings = [ReadingRow(meter.id, r.obis, r.raw, r.scaler, r.unit, r.status, valid)
                     for r in f.readings if isinstance(r.raw, int) and r.message_crc_ok
                     and (not wanted or r.obis in wanted)]
         # record ids start at 1; a meter's secIndex starts at 0

@@ -452,7 +452,23 @@ class Store:
         return [MeterRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], r[8], r[9])
                 for r in self._read("meters", sql + " ORDER BY id")]
 
-    def count_readings(self, meter: int | None = None) -> int:
+    def mark_time_invalid(self, from_ms: int, until_ms: int) -> int:
+        """Flags the values captured in [from_ms, until_ms] as captured without valid legal time
+        (a large clock correction showed the clock was off); returns how many. The values stay:
+        flagged, never silently accepted and never deleted."""
+        with self._write("mark_time_invalid") as conn:
+            cur = conn.execute(
+                "UPDATE readings SET time_valid=0 WHERE capture_ms BETWEEN ? AND ? "
+                "AND time_valid=1", (from_ms, until_ms))
+            return cur.rowcount
+
+    def count_readings(self, meter: int | None = None, time_valid: bool | None = None) -> int:
+        if time_valid is not None:
+            rows = self._read("count_readings",
+                              "SELECT count(*) FROM readings WHERE time_valid=?"
+                              + ("" if meter is None else " AND meter=?"),
+                              (1 if time_valid else 0,) + (() if meter is None else (meter,)))
+            return int(rows[0][0])
         if meter is None:
             rows = self._read("count_readings", "SELECT count(*) FROM readings")
         else:

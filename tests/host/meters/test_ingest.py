@@ -123,3 +123,21 @@ def test_values_of_a_message_with_a_wrong_crc_are_not_taken(ingest, caplog):
     rec[m.K_REC_BODY] = bad
     assert ingest.record(7, 1, rec)
     assert ingest.store.count_readings() == 0 and 10263 in cats(caplog)
+
+
+def test_values_captured_while_the_legal_time_is_invalid_are_flagged(tmp_path):
+    store = Store.open(tmp_path / "t.db")
+    try:
+        ingest = MeterIngest(store, time_valid=lambda ts: ts is not None and ts >= 2_000)
+        ingest.add_meter(SID.hex())
+        for rid, t in ((1, 1_000), (2, 3_000)):
+            rec = record(rid)
+            rec[m.K_REC_TIME] = t
+            ingest.record(7, rid, rec)
+        rec = record(3)
+        rec[m.K_REC_TIME] = None  # the front-end had no time at all
+        ingest.record(7, 3, rec)
+        assert store.count_readings(time_valid=True) == 1
+        assert store.count_readings(time_valid=False) == 2
+    finally:
+        store.close()

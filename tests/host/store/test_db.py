@@ -529,3 +529,17 @@ def test_pairing_replaces_the_key_and_pins_the_meter_certificate(tmp_path):
     store = Store.open(tmp_path / "s.db")  # durable
     (mt,) = store.meters()
     assert mt.key == b"o" * 16 and mt.lmn_cert == b"DER"
+
+
+def test_values_in_a_corrected_time_range_are_flagged_not_dropped(tmp_path):
+    from smgw.store import ReadingRow
+
+    store = Store.open(tmp_path / "s.db")
+    mid = store.add_meter("0a01", "lmn-wired", "sml", [])
+    for rid, t in enumerate((1000, 2000, 3000, 4000), start=1):
+        store.put_record(1, rid, 1, None, t, t + 5, b"x", None,
+                         [ReadingRow(mid, "1-0:1.8.0", rid, -1, "Wh", 0)])
+    assert store.mark_time_invalid(2000, 3000) == 2
+    assert store.mark_time_invalid(2000, 3000) == 0  # already flagged
+    assert store.count_readings(time_valid=False) == 2
+    assert store.count_readings(mid, time_valid=True) == 2 and store.count_readings() == 4
