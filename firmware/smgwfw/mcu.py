@@ -24,7 +24,8 @@ LMN_PROTOS = ("sml", "hdlc")
 RADIO_MODULES = ("amb8465", "im871a")  # wM-Bus modules with a UART command interface
 RADIO_CHIPS = ("cc1101",)  # transceivers driven over SPI
 API = ("link_uart", "wait", "leds", "ticks_ms", "nonce", "reset_cause", "firmware_files",
-       "release", "safe_boot", "lmn_port", "lmn_bus", "rs485_facts", "radio_facts")
+       "release", "safe_boot", "lmn_port", "lmn_bus", "rs485_facts", "radio_facts", "radio")
+RADIO_SPI_HZ = 4000000  # CC1101: <= 10 MHz single access, <= 6.5 MHz burst (datasheet §10)
 
 _MASK30 = 0x3FFFFFFF
 _WRITE_STALL_MS = 1000  # a link write that makes no progress for this long is abandoned
@@ -363,6 +364,7 @@ class Mcu:
         self._leds = None
         self._cause = None
         self._lmn = None
+        self._radio = None
 
     # ------------------------------------------------------------------ time and identity
     def ticks_ms(self):
@@ -542,6 +544,43 @@ class Mcu:
     def radio_facts(self):
         # the validated RADIO dict (kind "uart_module" or "spi") or None
         return self.ns.get("RADIO")
+
+    def radio(self):
+        # LMN-A: the wM-Bus receiver built from the RADIO facts (docs/radio.md), once; None when
+        # the board has none or its part has no driver yet (im871a). Nothing is sent to the
+        # part here: smgwfw.app calls start_recv().
+        r = self.ns.get("RADIO")
+        if not r:
+            return None
+        if self._radio is None:
+            machine = _machine()
+            if r["kind"] == "uart_module":
+                if r["module"] != "amb8465":
+                    return None
+                from smgwfw.amb8465 import Amb8465
+
+                # the receive buffer holds what arrives in 200 ms, and half again
+                rxbuf = (r["baud"] * 3 // 100 + 63) // 64 * 64
+                uart = machine.UART(r["uart"], baudrate=r["baud"], tx=machine.Pin(r["tx"]),
+                                    rx=machine.Pin(r["rx"]), timeout=0,
+                                    rxbuf=rxbuf if rxbuf > 256 else 256)
+                reset = None
+                if r.get("reset") is not None:
+                    reset = machine.Pin(r["reset"], machine.Pin.OUT, value=1)
+                self._radio = Amb8465(uart, reset)
+            else:
+                from smgwfw.cc1101 import CC1101
+
+                spi = machine.SPI(r["spi"], baudrate=RADIO_SPI_HZ, polarity=0, phase=0,
+                                  sck=machine.Pin(r["sck"]), mosi=machine.Pin(r["mosi"]),
+                                  miso=machine.Pin(r["miso"]))
+                cs = machine.Pin(r["cs"], machine.Pin.OUT, value=1)
+                gdo0 = machine.Pin(r["gdo0"], machine.Pin.IN)
+                gdo2 = None
+                if r.get("gdo2") is not None:
+                    gdo2 = machine.Pin(r["gdo2"], machine.Pin.IN)
+                self._radio = CC1101(spi, cs, gdo0, gdo2)
+        return self._radio
 
 
 def _poller(stream):

@@ -90,6 +90,7 @@ EV_BOOT = const(1)  # params: [boot_counter, reset_cause]
 EV_OUTBOX_DROP = const(2)  # params: [dropped_total, queued_bytes]
 EV_STORAGE_ERROR = const(3)  # params: [what]
 EV_PEER_ERROR = const(4)  # params: [error_code, detail] the host answered us with ERROR
+EV_RADIO_ERROR = const(5)  # params: [error type, detail] the wM-Bus radio could not be started
 
 # --- ERROR (either way)
 K_ERROR_CODE = const(2)

@@ -263,10 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     mt = sub.add_parser("meter", help="meter profiles: add, remove, list")
     mt.add_argument("action", choices=["add", "remove", "list"])
     mt.add_argument("id", nargs="?", default="", help="the meter's server id (hex)")
-    mt.add_argument("--protocol", default="sml", choices=["sml", "sml-tls"],
+    mt.add_argument("--protocol", default="sml", choices=["sml", "sml-tls", "wmbus"],
                     help="sml: SML push (info interface); sml-tls: TR-03109 meter on the HDLC "
-                         "bus, polled inside TLS (docs/lmn-wired.md)")
-    mt.add_argument("--key", help="sml-tls: the meter's 16-byte pairing key (hex)")
+                         "bus, polled inside TLS (docs/lmn-wired.md); wmbus: wireless M-Bus/OMS "
+                         "meter, id = its link address (docs/wmbus.md)")
+    mt.add_argument("--key", help="sml-tls: the meter's 16-byte pairing key; wmbus: its AES "
+                                  "key (hex)")
     mt.add_argument("--cert", help="sml-tls: the meter's LMN certificate (PEM file), if it is "
                                    "paired already")
     mt.add_argument("--interface", default="lmn-wired", choices=["lmn-wired", "lmn-wireless"])

@@ -123,6 +123,8 @@ class SimConfig:
     sml_meter_period_s: float = 2.0
     lmn_meters: int = 1
     lmn_baudrate: int = 115200
+    wmbus_meters: int = 4
+    wmbus_rate_per_s: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -435,6 +437,8 @@ _SCHEMA: dict[str, dict[str, Any]] = {
         "sml_meter_period_s": (_float_range(0.05, 3600.0), 2.0),
         "lmn_meters": (_int_range(0, 8), 1),
         "lmn_baudrate": (_choice(BAUDRATES, "one of the standard baud rates"), 115200),
+        "wmbus_meters": (_int_range(0, 64), 4),
+        "wmbus_rate_per_s": (_float_range(0.01, 100.0), 1.0),
     },
     "lmn": {
         "invite_s": (_float_range(0.2, 3600.0), 10.0),

@@ -297,7 +297,8 @@ class OperatingState:
                                    "causes": ", ".join(c.value for c in self.active())}
         if by:
             context["by"] = by
-        log.warning("operating state %s", state, extra={"fields": context})
+        log.log(logging.INFO if state == NORMAL else logging.WARNING, "operating state %s", state,
+                extra={"fields": context})
         if state == NORMAL:
             if previous is not None and "measuring" in SWITCHED_OFF[previous]:
                 self._emit(EV_MEASURING_RESUMED, {"context": dict(context)})

@@ -26,6 +26,8 @@ from smgw.meters.ingest import MeterIngest
 from smgw.sim.firmware import start_firmware
 from smgw.sim.ptybridge import Noise, PtyBridge
 from smgw.sim.lmnmeter import LmnBus, LmnMeter, load_or_create_meter, sim_sid
+from smgw.sim.wmbusmeter import WmbusRadioSim, default_meters
+from smgw.wmbus.encode import id_bytes, manufacturer_bytes
 from smgw.sim.smlmeter import DailyProfile, SmlMeter
 from smgw.store import Store
 from smgw.supervisor import Supervisor
@@ -79,6 +81,23 @@ class SimBoard:
             self._fw_env["SMGW_SIM_LMN_PORT"] = self.lmn_bridge.port_b
             self._fw_env["SMGW_SIM_LMN_BAUD"] = str(cfg.sim.lmn_baudrate)
             self._lmn_baud = cfg.sim.lmn_baudrate
+        # wireless M-Bus meters (water, gas, heat, HCA, electricity; OMS modes 5 and 7) heard by
+        # a simulated AMB8465 radio module on the board's radio UART
+        self.radio_bridge: PtyBridge | None = None
+        self.radio: WmbusRadioSim | None = None
+        self.wmbus_meters: list[tuple[str, bytes | None]] = []  # (meter id, key)
+        if cfg.sim.wmbus_meters:
+            self.radio_bridge = PtyBridge().start()
+            meters = default_meters(cfg.sim.wmbus_meters, frame="none")
+            self.radio = WmbusRadioSim(self.radio_bridge.port_a, meters,
+                                       rate_per_s=cfg.sim.wmbus_rate_per_s, mode="T1",
+                                       duplicate_prob=0.3, baud=115200)
+            self.wmbus_meters = [
+                ((manufacturer_bytes(mt.manufacturer) + id_bytes(mt.id)
+                  + bytes([mt.version, mt.device_type])).hex(), mt.key)
+                for mt, _ in meters]
+            self._fw_env["SMGW_SIM_RADIO_PORT"] = self.radio_bridge.port_b
+            self._fw_env["SMGW_SIM_RADIO_BAUD"] = "115200"
 
     @property
     def meter_id(self) -> str | None:
@@ -98,6 +117,8 @@ class SimBoard:
                 target=lambda: meter.run(port, stop_event=self._meter_stop),
                 name="sim-meter", daemon=True)
             self._meter_thread.start()
+        if self.radio is not None:
+            self.radio.start()
         if self.lmn_bridge is not None:
             self.lmn_bus = LmnBus(self.lmn_bridge.port_a, self.lmn_meters,
                                   baud=self._lmn_baud).start()
@@ -134,6 +155,10 @@ class SimBoard:
             self.meter_bridge.close()
         if self.lmn_bus:
             self.lmn_bus.stop()
+        if self.radio:
+            self.radio.stop()
+        if self.radio_bridge:
+            self.radio_bridge.close()
         if self.lmn_bridge:
             self.lmn_bridge.close()
         self.bridge.close()
@@ -147,6 +172,7 @@ class SimBoard:
             "meter": None if self.meter is None else {
                 "id": self.meter_id, "frames_sent": self.meter.stats.frames},
             "lmn_bus": None if self.lmn_bus is None else self.lmn_bus.stats(),
+            "radio": None if self.radio is None else self.radio.stats(),
         }
 
 
@@ -205,6 +231,10 @@ class Gateway:
                                           obis=SimBoard.METER_OBIS,
                                           period_s=max(1, round(cfg.sim.sml_meter_period_s)),
                                           key=lm.pairing_key)
+            for mid, key in self.sim.wmbus_meters if self.sim else ():
+                # the simulated radio meters' profiles with the keys a GWA would enter
+                if mid not in self.ingest.meters:
+                    self.ingest.add_meter(mid, protocol="wmbus", key=key)
             lm = cfg.lmn
             self.lmn = LmnService(self.link, self.ingest, self.state, cfg.gateway.id,
                                   data_dir / "lmn-keys", baud=self._lmn_baud(),

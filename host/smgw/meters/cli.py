@@ -53,11 +53,15 @@ def add_sml_parser(decode_subparsers) -> argparse.ArgumentParser:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Register ``decode`` (with ``sml`` under it) on the ``smgw`` sub-command parsers."""
-    d = subparsers.add_parser("decode", help="decode meter telegrams (sml) to JSON",
+    """Register ``decode`` (with ``sml`` and ``wmbus`` under it) on the ``smgw`` sub-command
+    parsers."""
+    from smgw.wmbus.cli import add_wmbus_parser
+
+    d = subparsers.add_parser("decode", help="decode meter telegrams (sml, wmbus) to JSON",
                               description="Decode meter telegrams to JSON.")
     protocols = d.add_subparsers(dest="protocol", required=True, metavar="PROTOCOL")
     add_sml_parser(protocols)
+    add_wmbus_parser(protocols)
     return d
 
 

@@ -26,7 +26,7 @@ log = logging.getLogger("smgw.meters")
 
 # what the firmware's LMN frame detectors report (smgwfw.lmn); kept as names in the record meta
 CHECK_OK = ("x25", "kermit", "ok")
-PROTOCOLS = ("sml", "sml-tls")
+PROTOCOLS = ("sml", "sml-tls", "wmbus")
 
 
 class MeterIngest:
@@ -42,6 +42,8 @@ class MeterIngest:
         self.rejected_frames = 0
         self.unknown_meters: dict[str, int] = {}
         self.meter_errors: dict[str, tuple[str, int] | None] = {}
+        self.duplicates = 0  # wM-Bus copies of a telegram already stored
+        self.replays = 0  # wM-Bus telegrams with an old counter or access number (10264)
         self.reload()
 
     def reload(self) -> None:
@@ -63,13 +65,22 @@ class MeterIngest:
             raise ValueError(f"protocol {protocol!r} is not supported ({', '.join(PROTOCOLS)})")
         if interface not in ("lmn-wired", "lmn-wireless"):
             raise ValueError(f"unknown interface {interface!r}")
-        if protocol == "sml-tls":
+        if protocol == "wmbus":
+            interface = "lmn-wireless"
+            if key is not None and len(key) != 16:
+                raise ValueError(f"a wM-Bus key (AES-128) must be 16 bytes, got {len(key)}")
+            if lmn_cert is not None:
+                raise ValueError("a wM-Bus meter has no LMN certificate")
+            if len(bytes.fromhex(meter_id)) != 8:
+                raise ValueError("a wM-Bus meter id is its link address: manufacturer, id, "
+                                 "version and type as 8 bytes of hex (e.g. 9315785634123303)")
+        elif protocol == "sml-tls":
             if key is None and lmn_cert is None:
                 raise ValueError("an sml-tls meter needs its pairing key or its LMN certificate")
             if key is not None and len(key) != 16:
                 raise ValueError(f"the pairing key must be 16 bytes, got {len(key)}")
         elif key is not None or lmn_cert is not None:
-            raise ValueError("keys and certificates belong to sml-tls meters only")
+            raise ValueError("keys and certificates belong to sml-tls and wmbus meters only")
         from smgw.meters.obis import parse_obis
 
         channels = [str(parse_obis(o)) for o in (obis or [])]
@@ -101,10 +112,14 @@ class MeterIngest:
         captured = msg.get(m.K_REC_TIME) if isinstance(msg.get(m.K_REC_TIME), int) else None
         received = self.now_ms()
         readings: list[ReadingRow] = []
+        counters = None
         if src == m.SRC_LMN_WIRED and meta.get("proto", "sml") == "sml":
             readings = self._sml_readings(body, meta, captured)
+        elif src == m.SRC_LMN_WIRELESS and meta.get("proto") == "wmbus":
+            readings, counters = self._wmbus_readings(body, meta, captured)
         stored = self.store.put_record(stream, rid, src, tick, captured, received, body,
-                                       cbor2.dumps(meta) if meta else None, readings)
+                                       cbor2.dumps(meta) if meta else None, readings,
+                                       counters)
         if stored:
             self.stored_frames += 1
             if readings:
@@ -151,6 +166,74 @@ class MeterIngest:
             out.append(ReadingRow(meter.id, r.obis, r.raw, r.scaler, r.unit, r.status,
                                   time_valid=self.time_valid(captured)))
         return out
+
+    def _wmbus_readings(self, body: bytes, meta: dict, captured: int | None
+                        ) -> tuple[list[ReadingRow], tuple[int, int | None, int | None] | None]:
+        # docs/wmbus.md: the meter is known by its link address (M-field, A-field, version,
+        # type: 8 bytes as hex); its key is in the profile; replays are rejected by the
+        # transmission counter (mode 7) or the access number (otherwise)
+        from smgw.wmbus import decode as wd
+
+        if meta.get("crc") not in (None, "ok"):
+            self.rejected_frames += 1
+            emit(log, 10263, meter="unbekannt")
+            return [], None
+        if len(body) < 12:
+            self.rejected_frames += 1
+            emit(log, 10274, meter="unbekannt", protocol="wM-Bus", reason="zu kurz")
+            return [], None
+        meter_id = body[2:10].hex()
+        meter = self.meters.get(meter_id)
+        if meter is None or meter.protocol != "wmbus":
+            n = self.unknown_meters.get(meter_id, 0)
+            self.unknown_meters[meter_id] = n + 1
+            if n == 0:
+                log.warning("telegram from a meter without a profile; values not taken",
+                            extra={"fields": {"meter": meter_id}})
+            return [], None
+        try:
+            t = wd.decode(body, meter.key, expect_encrypted=meter.key is not None)
+        except wd.WmbusError as e:
+            self.rejected_frames += 1
+            cat = e.catalogue_id if e.catalogue_id in (10262, 10263) else 10274
+            if cat == 10274:
+                emit(log, 10274, meter=meter_id, protocol="wM-Bus", reason=str(e))
+            elif cat == 10262:
+                emit(log, 10262, meter=meter_id, reason=str(e))
+            else:
+                emit(log, 10263, meter=meter_id)
+            return [], None
+        last_counter, last_access = self.store.rx_counters(meter.id)
+        acc = t.tpl.access_number if t.tpl is not None else None
+        if t.counter is not None:
+            ahead = last_counter is None or t.counter > last_counter
+            repeat = last_counter is not None and t.counter == last_counter
+            expected, received = (last_counter or 0) + 1, t.counter
+        elif acc is not None and last_access is not None:
+            d = (acc - last_access) % 256
+            ahead, repeat = 0 < d < 128, d == 0
+            expected, received = (last_access + 1) % 256, acc
+        else:
+            ahead, repeat, expected, received = True, False, None, acc
+        if repeat or (not ahead and meta.get("dup")):
+            # a meter's second copy or a repeater's (the front-end saw the same bytes moments
+            # ago): its values are stored once already; not a replay
+            self.duplicates += 1
+            return [], None
+        if not ahead:
+            self.rejected_frames += 1
+            self.replays += 1
+            emit(log, 10264, meter=meter_id, counter_expected=expected,
+                 counter_received=received)
+            return [], None
+        emit(log, 10164, meter=meter_id)
+        wanted = set(meter.obis)
+        out = []
+        for r in t.records:
+            row = _wmbus_row(meter.id, r, self.time_valid(captured))
+            if row is not None and (not wanted or row.obis in wanted):
+                out.append(row)
+        return out, (meter.id, t.counter, acc)
 
     def polled(self, meter_id: str, frame: bytes, received_ms: int | None = None) -> bool:
         """Stores the SML answer of a polled (sml-tls) meter. Its record id in the meter's own
@@ -220,8 +303,41 @@ class MeterIngest:
                        for mt in self.meters.values()],
             "frames_stored": self.stored_frames,
             "frames_rejected": self.rejected_frames,
+            "duplicates": self.duplicates,
+            "replays": self.replays,
             "unknown_meters": dict(self.unknown_meters),
         }
+
+
+# wM-Bus records that identify or describe rather than measure: kept in the raw telegram only
+NOT_MEASURED = frozenset({"date", "datetime", "fabrication_number", "customer_location",
+                          "customer", "error_flags", "model_version", "access_number",
+                          "manufacturer_specific", "reserved", "parameter_set_id",
+                          "firmware_version", "hardware_version", "software_version"})
+
+
+def wmbus_channel(r: Any) -> str:
+    """The channel name a wM-Bus record is stored under (there is no OBIS code on the radio):
+    quantity, storage, tariff, subunit and function, e.g. ``volume/s0/t0/u0/instantaneous``."""
+    return f"{r.quantity}/s{r.storage}/t{r.tariff}/u{r.subunit}/{r.function}"
+
+
+def _wmbus_row(meter: int, r: Any, time_valid: bool) -> ReadingRow | None:
+    # exact decimal -> integer raw value and scaler (28504.27 -> 2850427, -2); dates, texts and
+    # manufacturer data are kept in the record's raw telegram, not as measured values
+    from decimal import Decimal, InvalidOperation
+
+    if r.value is None or r.quantity in NOT_MEASURED:
+        return None
+    try:
+        d = Decimal(str(r.value))
+    except InvalidOperation:
+        return None
+    if not d.is_finite():
+        return None
+    sign, digits, exp = d.as_tuple()
+    raw = int("".join(map(str, digits)) or "0") * (-1 if sign else 1)
+    return ReadingRow(meter, wmbus_channel(r), raw, int(exp), r.unit or None, None, time_valid)
 
 
 def _norm_id(meter_id: str) -> str:

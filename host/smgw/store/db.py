@@ -377,6 +377,7 @@ class Store:
         body: bytes,
         meta: bytes | None = None,
         readings: list[ReadingRow] | None = None,
+        counters: tuple[int, int | None, int | None] | None = None,
     ) -> bool:
         """Store a record, the measured values decoded from it, and advance the stream cursor,
         in one transaction: a value is durable before its frame can be acknowledged.
@@ -402,8 +403,20 @@ class Store:
                     (r.meter, record, r.obis, str(r.raw), r.scaler, r.unit, r.status,
                      captured_ms, received_ms, 1 if r.time_valid else 0),
                 )
+            if counters is not None:
+                # (meter row id, transmission counter, access number) the record was accepted
+                # with: the replay check's state moves in the same transaction as the values
+                conn.execute("UPDATE meters SET rx_counter=coalesce(?, rx_counter), "
+                             "rx_access=coalesce(?, rx_access) WHERE id=?",
+                             (counters[1], counters[2], counters[0]))
             self._set_cursor_in_tx(conn, stream, rid)
             return True
+
+    def rx_counters(self, meter: int) -> tuple[int | None, int | None]:
+        """(highest transmission counter, last access number) accepted from a wireless meter."""
+        rows = self._read("rx_counters", "SELECT rx_counter, rx_access FROM meters WHERE id=?",
+                          (meter,))
+        return (rows[0][0], rows[0][1]) if rows else (None, None)
 
     # ------------------------------------------------------------------ meters and readings
 

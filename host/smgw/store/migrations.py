@@ -130,10 +130,19 @@ _V3_LMN_SECURITY = """
 ALTER TABLE meters ADD COLUMN lmn_cert BLOB;
 """
 
+_V4_WMBUS_COUNTERS = """
+-- Wireless meters (wM-Bus/OMS): the highest transmission counter (AFL MCR, mode 7) or the last
+-- access number (mode 5) accepted per meter, written in the same transaction as the values it
+-- let through, so a replayed telegram is rejected across restarts (10264).
+ALTER TABLE meters ADD COLUMN rx_counter INTEGER;
+ALTER TABLE meters ADD COLUMN rx_access INTEGER;
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _V1_INITIAL),
     Migration(2, "meter profiles and original measured values", _V2_METERS),
     Migration(3, "pinned LMN certificates of wired meters", _V3_LMN_SECURITY),
+    Migration(4, "replay counters of wireless meters", _V4_WMBUS_COUNTERS),
 ]
 
 
