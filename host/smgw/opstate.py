@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from smgw.gateway import GatewayState
-from smgw.lmn.security import _atomic_write
+from smgw.fileio import atomic_write
 from smgwfw import messages as m
 
 log = logging.getLogger(__name__)
@@ -321,7 +321,7 @@ class OperatingState:
         }
         data = (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode("utf-8")
         try:
-            _atomic_write(self._path, data, 0o600)
+            atomic_write(self._path, data, 0o600)
         except OSError as e:
             # the state itself is still right in memory; the next change tries again
             log.error("could not persist the operating state", extra={"fields": {

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from smgw.fileio import atomic_write
 from .sntp import TimeSample, TimeSource, TimeSourceError
 
 STATE_VERSION = 1
@@ -375,7 +375,7 @@ class LegalClock:
             "invalid_since_ms": self._invalid_since_ms,
             "intervals": self._intervals,
         }
-        _atomic_write(self._path, json.dumps(state, indent=1).encode())
+        atomic_write(self._path, json.dumps(state, indent=1).encode(), 0o600)
         self._persisted_mono = m
 
 
@@ -383,25 +383,3 @@ def iso_utc(ms: float) -> str:
     """``2025-06-15T15:06:40.123Z``: Unix milliseconds as an ISO 8601 UTC timestamp."""
     t = datetime.fromtimestamp(math.floor(ms) / 1000, tz=timezone.utc)
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{math.floor(ms) % 1000:03d}Z"
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)

@@ -41,6 +41,7 @@ EVENT_NAMES = {
     m.EV_OUTBOX_DROP: "outbox_drop",
     m.EV_STORAGE_ERROR: "storage_error",
     m.EV_PEER_ERROR: "peer_error",
+    m.EV_RADIO_ERROR: "radio_error",
 }
 ERROR_NAMES = {
     m.ERR_BAD_CBOR: "bad_cbor",

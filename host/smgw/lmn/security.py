@@ -55,6 +55,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.x509.oid import NameOID
 
+from smgw.fileio import atomic_write
+
 CURVE_NAME = "brainpoolP256r1"
 TLS_CIPHERS = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384"
 
@@ -197,8 +199,8 @@ class Identity:
         d = Path(dir)
         _check_name(name)
         d.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _atomic_write(d / f"{name}.key.pem", self.key_pem + self.cert_pem, 0o600)
-        _atomic_write(d / f"{name}.crt.pem", self.cert_pem, 0o644)
+        atomic_write(d / f"{name}.key.pem", self.key_pem + self.cert_pem, 0o600)
+        atomic_write(d / f"{name}.crt.pem", self.cert_pem, 0o644)
 
     @classmethod
     def load(cls, dir: str | os.PathLike, name: str) -> Identity:
@@ -273,32 +275,6 @@ def _pem_blocks(data: bytes) -> list[tuple[str, bytes]]:
 def _check_name(name: str) -> None:
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise ValueError(f"bad identity name {name!r}")
-
-
-def _atomic_write(path: Path, data: bytes, mode: int) -> None:
-    # mkstemp creates the file 0600, so the key is never readable by others, not even briefly
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:
-        dfd = os.open(path.parent, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 # --------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smgw.lmn.security import _atomic_write
+from smgw.fileio import atomic_write
 from smgw.opstate import Cause, OperatingState
 from smgw.selftest.checks import RECOVERABLE, SEVERE, Check
 
@@ -211,7 +211,7 @@ class SelfTest:
         doc = {"format": FORMAT, "last": self._last.to_dict() if self._last else None,
                "last_consumer_ms": self._last_consumer_ms}
         try:
-            _atomic_write(self._path, (json.dumps(doc, indent=1) + "\n").encode(), 0o600)
+            atomic_write(self._path, (json.dumps(doc, indent=1) + "\n").encode(), 0o600)
         except OSError as e:
             log.error("could not persist the self-test report", extra={"fields": {
                 "path": str(self._path), "error": str(e)}})

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import smgw
-from smgw.lmn.security import _atomic_write
+from smgw.fileio import atomic_write
 from smgw.opstate import Cause
 from smgw.selftest.checks import Check
 
@@ -148,7 +148,7 @@ def seal(directory: Path | str, signer: Signer, *, pkg: Path | None = None,
     sig = signer.sign(canonical(manifest))
     doc = {"manifest": manifest, "signature": bytes(sig).hex()}
     path = Path(directory) / MANIFEST_NAME
-    _atomic_write(path, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode(), 0o644)
+    atomic_write(path, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode(), 0o644)
     return path
 
 
