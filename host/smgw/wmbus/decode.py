@@ -266,8 +266,12 @@ class _Keys:
 def _records(t: Telegram, payload: bytes, offset: int, strict: bool) -> None:
     from smgw.wmbus.apl import AplError, decode_records  # lazy: only full frames need it
 
+    from smgw.wmbus.mfct import decoder_for
+
+    # meters that wrap a proprietary register format (Apator 16-2, V5) get their own decoder
+    decode_fn = decoder_for(t.manufacturer, t.device_type, t.version) or decode_records
     try:
-        t.records = list(decode_records(payload))
+        t.records = list(decode_fn(payload))
     except AplError as e:  # the APL's own error (a ValueError): re-raise as ours
         err = WmbusSyntax(f"application layer: {e.reason}", f"apl_{e.code}",
                           None if e.offset is None else offset + e.offset)

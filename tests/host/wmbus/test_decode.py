@@ -153,18 +153,36 @@ def test_listed_records(name):
         assert match, f"{name}: no record like {want}; got {records}"
 
 
-def test_v5_proprietary_plaintext_survives():
-    """V5 (Apator): decrypted 2F2F, then Apator's own register format, not DIF/VIF. Strict
-    decoding says so; strict_apl=False keeps the payload with the 4848 l register."""
+def test_v5_apator_register_format_decodes_to_its_total():
+    """V5 (Apator 16-2): decrypted 2F2F, then Apator's own register format, not DIF/VIF; the
+    manufacturer decoder (smgw.wmbus.mfct) reads register 0x10: 4848 l = 4.848 m3."""
     v = BY_NAME["V5"]
-    with pytest.raises(WmbusSyntax) as e:
-        run(v)
-    assert e.value.code.startswith("apl_") and e.value.catalogue_id == 10274
-    t = run(v, strict_apl=False)
-    assert t.records == [] and t.apl_error is not None
-    i = t.payload.index(bytes.fromhex("10F0120000"))
-    assert int.from_bytes(t.payload[i + 1:i + 5], "little") == 4848
-    assert "apl_error" in t.to_json()
+    t = run(v)
+    assert [r.to_json() for r in t.records] == [
+        {"storage": 0, "tariff": 0, "subunit": 0, "function": "instantaneous",
+         "quantity": "volume", "unit": "m3", "value": "4.848"}]
+    assert t.apl_error is None
+
+
+def test_proprietary_plaintext_of_an_unknown_vendor_survives(monkeypatch):
+    """Application data that is neither EN 13757-3 nor a known vendor format: strict decoding
+    says so; strict_apl=False keeps the payload for later analysis."""
+    from smgw.wmbus import mfct
+
+    v = BY_NAME["V5"]
+
+    saved = mfct.decoder_for
+    mfct.decoder_for = lambda *a: None
+    try:
+        with pytest.raises(WmbusSyntax) as e:
+            run(v)
+        assert e.value.code.startswith("apl_") and e.value.catalogue_id == 10274
+        t = run(v, strict_apl=False)
+        assert t.records == [] and t.apl_error is not None
+        assert bytes.fromhex("10F0120000") in t.payload
+        assert "apl_error" in t.to_json()
+    finally:
+        mfct.decoder_for = saved
 
 
 def test_v6_history():

@@ -103,7 +103,20 @@ def test_no_key_and_clear_with_key(capsys):
     assert rc == 0 and json.loads(out)["frame"] == "A"
 
 
-def test_proprietary_plaintext_prints_payload_and_warns(capsys):
+def test_vendor_register_format_prints_its_total(capsys):
+    v5 = VECTORS["V5"]  # Apator 16-2: its own register format inside mode 5
+    rc, out, err = run(capsys, "--key", v5["key"], v5["hex"])
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert [(r["quantity"], r["unit"], r["value"]) for r in doc["records"]] == [
+        ("volume", "m3", "4.848")]
+    assert doc["payload"].startswith("2f2f80c84afd") and "apl_error" not in doc
+
+
+def test_proprietary_plaintext_prints_payload_and_warns(capsys, monkeypatch):
+    from smgw.wmbus import mfct
+
+    monkeypatch.setattr(mfct, "decoder_for", lambda *a: None)  # a vendor format we lack
     v5 = VECTORS["V5"]
     rc, out, err = run(capsys, "--key", v5["key"], v5["hex"])
     assert rc == 0
