@@ -416,7 +416,9 @@ class Gateway:
     def _print_status(self) -> None:
         if self.status_out is None or self.link is None:
             return
-        line = status_line(self.status())
+        # twice a second: only what the line shows, not the full status (logbook usage etc.)
+        line = status_line({**self.link.status(), "gateway": self.state.describe(),
+                            "meters": self.ingest.status() if self.ingest else None})
         # a new line when the state changes, not for every stored value (once a minute then)
         key = line.rsplit(" values=", 1)[0]
         if key != self._last_line or time.monotonic() - self._last_print > 60:

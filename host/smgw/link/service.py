@@ -358,8 +358,9 @@ class FirmwareLink:
             level = logging.INFO if code == m.EV_BOOT else logging.WARNING
             log.log(level, "firmware event", extra=_fields(event=ev["event"], params=params))
         elif t in (m.T_LMN_RX, m.T_LMN_DONE):
-            if self.lmn is not None:
-                self.lmn.on_message(msg)
+            problem = self.lmn.on_message(msg) if self.lmn is not None else None
+            if problem:
+                link.reject(m.ERR_BAD_FIELD, problem, t)
         elif t == m.T_ERROR:
             log.warning("firmware rejected a message", extra=_fields(
                 code=ERROR_NAMES.get(msg.get(m.K_ERROR_CODE), msg.get(m.K_ERROR_CODE)),

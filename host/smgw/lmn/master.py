@@ -24,14 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from smgw.lmn import hdlc, mgmt
-from smgw.lmn.security import (GatewayPairing, Identity, PairingError, SecurityError,
+from smgw.lmn.security import (GatewayPairing, Identity, SecurityError,
                                TlsEndpoint)
 from smgw.meters import smlreq
 
 CH_PAIRING = 0x01
 CH_TLS = 0x02
 MAX_CHUNK = hdlc.MAX_INFO - 1
-PAIR_FAIL = 0x0F
 _SML_END = b"\x1b\x1b\x1b\x1b\x1a"
 
 
@@ -56,6 +55,7 @@ class Request:
     listen_ms: int
     what: str  # "invite", "assign", "snrm", "poll", "disc"
     meter: str | None = None
+    assign: tuple[bytes, int] | None = None  # what an "assign" request gives: (sid, address)
 
 
 @dataclass
@@ -172,8 +172,10 @@ class LmnMaster:
         if self.assign_queue:
             sid, addr = self.assign_queue.pop(0)
             info = mgmt.encode(mgmt.Assign(sid, addr))
-            return self._new(hdlc.Frame(hdlc.BROADCAST, hdlc.GATEWAY, hdlc.UI, info), "assign",
-                             self.listen_ms, self.meters.get(sid))
+            req = self._new(hdlc.Frame(hdlc.BROADCAST, hdlc.GATEWAY, hdlc.UI, info), "assign",
+                            self.listen_ms, self.meters.get(sid))
+            req.assign = (sid, addr)
+            return req
         order = list(self.meters.values())
         if order:
             k = self._rr % len(order)
@@ -342,23 +344,22 @@ class LmnMaster:
             self.assign_queue.append((msg.sid, addr))
 
     def _on_assigned(self, answers: list[hdlc.Frame], req: Request) -> None:
-        info = mgmt.decode(hdlc.decode(req.frame).info)
-        assert isinstance(info, mgmt.Assign)
-        mt = self.meters.get(info.sid)
+        assert req.assign is not None
+        sid, address = req.assign
+        mt = self.meters.get(sid)
         for f in answers:
-            if f.src != info.address or f.control != hdlc.UI:
+            if f.src != address or f.control != hdlc.UI:
                 continue
             try:
                 msg = mgmt.decode(f.info)
             except mgmt.MgmtError:
                 continue
-            if isinstance(msg, mgmt.Assigned) and msg.sid == info.sid and mt is not None:
-                mt.address = info.address
+            if isinstance(msg, mgmt.Assigned) and msg.sid == sid and mt is not None:
+                mt.address = address
                 mt.state = "linking"
                 mt.misses = 0
                 mt.reset_link()
-                self.events.append(Event("address", mt.cfg.meter_id,
-                                         {"address": info.address}))
+                self.events.append(Event("address", mt.cfg.meter_id, {"address": address}))
                 return
 
     def _miss(self, mt: _Meter, now: float) -> None:
@@ -430,10 +431,7 @@ class LmnMaster:
         ch, data = info[0], info[1:]
         try:
             if ch == CH_PAIRING and mt.pairing is not None and not mt.pairing.done:
-                if data[:1] == bytes([PAIR_FAIL]):
-                    raise PairingError("unexpected", "Zähler hat das Pairing abgelehnt "
-                                       f"(Grund {data[1] if len(data) > 1 else '?'})")
-                reply = mt.pairing.on_message(data)
+                reply = mt.pairing.on_message(data)  # a PAIR_FAIL raises PairingError there
                 if reply is not None:
                     mt.out_pairing.append(reply)
                 if mt.pairing.done:

@@ -108,21 +108,28 @@ class LmnService:
 
     # ------------------------------------------------------------------ from the firmware
 
-    def on_message(self, msg: dict) -> None:
+    def on_message(self, msg: dict) -> str | None:
+        """Handles LMN_RX / LMN_DONE; returns what is wrong with a malformed one (the link
+        answers it with ERR_BAD_FIELD) or None."""
         now = time.monotonic()
         t = msg[m.K_TYPE]
+        rid = msg.get(m.K_LMN_ID)
+        if rid is not None and (not isinstance(rid, int) or isinstance(rid, bool)):
+            return "lmn: id must be an integer or None"
         if t == m.T_LMN_RX:
-            frame = msg.get(m.K_LMN_FRAME)
-            if isinstance(frame, bytes):
-                self.master.on_rx(msg.get(m.K_LMN_ID), frame, str(msg.get(m.K_LMN_CHECK)),
-                                  msg.get(m.K_LMN_AT), now)
+            frame, check, at = msg.get(m.K_LMN_FRAME), msg.get(m.K_LMN_CHECK), msg.get(m.K_LMN_AT)
+            if (not isinstance(frame, bytes) or not isinstance(check, str)
+                    or not (at is None or isinstance(at, int))):
+                return "lmn_rx: frame (bytes), check (text) and at (int or None) required"
+            self.master.on_rx(rid, frame, check, at, now)
         elif t == m.T_LMN_DONE:
-            rid = msg.get(m.K_LMN_ID)
-            if isinstance(rid, int):
-                self.master.on_done(rid, int(msg.get(m.K_LMN_COUNT) or 0),
-                                    bool(msg.get(m.K_LMN_SENT)), now)
-                self._handle_events()
-                self._wake.set()
+            count, sent = msg.get(m.K_LMN_COUNT), msg.get(m.K_LMN_SENT)
+            if rid is None or not isinstance(count, int) or not isinstance(sent, bool):
+                return "lmn_done: id, count (int) and sent (bool) required"
+            self.master.on_done(rid, count, sent, now)
+            self._handle_events()
+            self._wake.set()
+        return None
 
     def on_link_change(self) -> None:
         self.master.reset()

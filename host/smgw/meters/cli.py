@@ -22,9 +22,10 @@ import json
 import sys
 from pathlib import Path
 
+from smgw.hexinput import WHITESPACE, HexInputError, parse_hex
+
 PROG = "smgw decode sml"
-_WS = b" \t\r\n\f\v"
-_HEXDIGITS = frozenset(b"0123456789abcdefABCDEF")
+_WS = WHITESPACE
 
 
 class _Usage(Exception):
@@ -90,18 +91,10 @@ def _bytes_or_hex(data: bytes, where: str) -> bytes:
 
 
 def _hex(text: bytes, where: str) -> bytes:
-    digits = bytes(c for c in text if c not in _WS)
-    if digits[:2] in (b"0x", b"0X"):
-        digits = digits[2:]
-    if not digits:
-        raise _Usage(f"{where} is empty")
-    bad = next((i for i, c in enumerate(digits) if c not in _HEXDIGITS), None)
-    if bad is not None:
-        shown = digits[bad:bad + 1].decode("ascii", "replace")
-        raise _Usage(f"{where} is not hexadecimal (character {shown!r} after {bad} hex digits)")
-    if len(digits) % 2:
-        raise _Usage(f"{where} has an odd number of hex digits ({len(digits)})")
-    return bytes.fromhex(digits.decode("ascii"))
+    try:
+        return parse_hex(text, where)
+    except HexInputError as e:
+        raise _Usage(str(e)) from None
 
 
 def cmd_decode_sml(args: argparse.Namespace) -> int:

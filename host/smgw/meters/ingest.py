@@ -284,8 +284,11 @@ class MeterIngest:
         # 10033 (error) / 10037 (fatal) when a meter's status word starts to report one, and
         # again when it changes: not for every telegram that repeats it
         worst = None
+        maker = meter_status.manufacturer_of(f.server_id)
         for r in f.readings:
-            st = meter_status.classify(r.status, meter_status.manufacturer_of(f.server_id))
+            if r.status is None:
+                continue
+            st = meter_status.classify(r.status, maker)
             if st.severity != "ok" and (worst is None or st.severity == "fatal"):
                 worst = st
         key = None if worst is None else (worst.severity, worst.code)
