@@ -138,11 +138,88 @@ ALTER TABLE meters ADD COLUMN rx_counter INTEGER;
 ALTER TABLE meters ADD COLUMN rx_access INTEGER;
 """
 
+_V5_TARIFFS = """
+-- Evaluation profiles (Auswerteprofile) and communication profiles of market participants, as
+-- loaded (docs/tariffs.md). A change replaces body/source and bumps version; a removed profile
+-- keeps its row (removed_ms) so the values it formed stay explained.
+CREATE TABLE tariff_profiles (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    kind        TEXT NOT NULL,          -- 'evaluation' | 'communication'
+    taf         INTEGER,                -- evaluation profiles: 1, 2, 6, 7, 9, 10, 14
+    consumer    TEXT,                   -- evaluation profiles: the consumer (LV) it belongs to
+    body        TEXT NOT NULL,          -- canonical JSON of the validated profile
+    source      TEXT NOT NULL,          -- the profile text as loaded
+    version     INTEGER NOT NULL,
+    active      INTEGER NOT NULL DEFAULT 0,
+    created_ms  INTEGER NOT NULL,
+    updated_ms  INTEGER NOT NULL,
+    removed_ms  INTEGER
+);
+
+-- Values formed by the tariff application cases. Forming is idempotent: the unique key is what
+-- the value stands for, so forming a period again after a crash inserts nothing twice.
+CREATE TABLE derived_values (
+    id              INTEGER PRIMARY KEY,
+    profile         TEXT NOT NULL,
+    taf             INTEGER NOT NULL,
+    register        TEXT NOT NULL,      -- OBIS of the register (1-0:1.8.1 = stage 1, E=63 error)
+    owner           TEXT NOT NULL,      -- meter id (readings) or profile name (computed)
+    period_start_ms INTEGER NOT NULL,
+    period_end_ms   INTEGER NOT NULL,
+    target_ms       INTEGER NOT NULL,
+    capture_ms      INTEGER,
+    value           TEXT NOT NULL,      -- integer as text (64-bit unsigned registers exist)
+    scaler          INTEGER NOT NULL,
+    unit            TEXT NOT NULL,
+    status          INTEGER NOT NULL,   -- SMGW status word
+    meter_status    INTEGER,
+    time_valid      INTEGER NOT NULL,
+    billing         INTEGER NOT NULL,
+    stage           INTEGER,
+    kind            TEXT NOT NULL,
+    sources         TEXT NOT NULL,      -- JSON list of contributing meters
+    signature       BLOB,               -- gateway value signature (r||s), billing values only
+    created_ms      INTEGER NOT NULL,
+    UNIQUE (profile, register, owner, target_ms)
+);
+CREATE INDEX derived_by_profile ON derived_values (profile, target_ms);
+
+-- Per evaluation profile: how far the engine has formed and sent (JSON), moved in the same
+-- transaction as the values and deliveries it covers.
+CREATE TABLE tariff_state (
+    profile TEXT PRIMARY KEY,
+    state   TEXT NOT NULL
+);
+
+-- Protected messages for market participants, kept until the recipient acknowledged them.
+-- message_id is derived from what the message covers, so forming it again is a no-op and the
+-- receiver can drop a retransmission it already has.
+CREATE TABLE deliveries (
+    id              INTEGER PRIMARY KEY,
+    message_id      TEXT NOT NULL UNIQUE,
+    profile         TEXT NOT NULL,
+    comm_profile    TEXT NOT NULL,
+    period_start_ms INTEGER,
+    period_end_ms   INTEGER,
+    n_values        INTEGER NOT NULL,
+    content         BLOB NOT NULL,      -- CMS: SignedData(AuthEnvelopedData(payload))
+    created_ms      INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL,
+    last_error      TEXT,
+    failure_logged  INTEGER NOT NULL DEFAULT 0,
+    delivered_ms    INTEGER
+);
+CREATE INDEX deliveries_due ON deliveries (delivered_ms, next_attempt_ms);
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _V1_INITIAL),
     Migration(2, "meter profiles and original measured values", _V2_METERS),
     Migration(3, "pinned LMN certificates of wired meters", _V3_LMN_SECURITY),
     Migration(4, "replay counters of wireless meters", _V4_WMBUS_COUNTERS),
+    Migration(5, "evaluation profiles, derived values and deliveries", _V5_TARIFFS),
 ]
 
 
