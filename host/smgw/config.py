@@ -154,6 +154,26 @@ class LmnConfig:
 
 
 @dataclass(frozen=True)
+class TariffConfig:
+    profiles_dir: Path | None = None
+    tick_s: float = 5.0
+    grace_s: float = 11.0
+    sim_emt: bool = True
+
+
+@dataclass(frozen=True)
+class HanConfig:
+    enabled: bool = True
+    listen: tuple[str, ...] = ("127.0.0.1:8443",)
+    idle_s: float = 600.0
+    max_session_s: float = 172800.0
+    lockout_failures: int = 5
+    lockout_window_s: float = 300.0
+    lockout_s: float = 300.0
+    selftest_min_interval_s: float = 600.0
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
@@ -173,6 +193,8 @@ class Config:
     lmn: LmnConfig = field(default_factory=LmnConfig)
     time: TimeConfig = field(default_factory=TimeConfig)
     logbook: LogbookConfig = field(default_factory=LogbookConfig)
+    tariff: TariffConfig = field(default_factory=TariffConfig)
+    han: HanConfig = field(default_factory=HanConfig)
     log: LogConfig = field(default_factory=LogConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     #: the file this configuration was loaded from (None = defaults only)
@@ -368,6 +390,25 @@ def _names() -> _Check:
     return _Check(fn)
 
 
+def _listen() -> _Check:
+    def fn(v: Any, ctx: _Ctx) -> tuple[str, ...]:
+        if not isinstance(v, (list, tuple)) or not v:
+            raise ValueError(f'must be a non-empty list of "host:port" addresses, {_got(v)}')
+        out = []
+        for item in v:
+            host, _, port = str(item).rpartition(":")
+            if not isinstance(item, str) or not host or not port.isdigit() \
+                    or not 0 < int(port) < 65536:
+                raise ValueError(f'each address must be "host:port" with port 1..65535, '
+                                 f'got {item!r}')
+            out.append(item)
+        if len(set(out)) != len(out):
+            raise ValueError("addresses must be unique")
+        return tuple(out)
+
+    return _Check(fn)
+
+
 def _boolean() -> _Check:
     def fn(v: Any, ctx: _Ctx) -> bool:
         if not isinstance(v, bool):
@@ -460,6 +501,22 @@ _SCHEMA: dict[str, dict[str, Any]] = {
         "consumers": (_names(), ("LV1",)),
         "selftest_interval_s": (_float_range(60.0, 86400.0), 14400.0),
     },
+    "tariff": {
+        "profiles_dir": (_path(optional=True), None),
+        "tick_s": (_float_range(0.1, 3600.0), 5.0),
+        "grace_s": (_float_range(0.0, 3600.0), 11.0),
+        "sim_emt": (_boolean(), True),
+    },
+    "han": {
+        "enabled": (_boolean(), True),
+        "listen": (_listen(), ("127.0.0.1:8443",)),
+        "idle_s": (_float_range(10.0, 86400.0), 600.0),
+        "max_session_s": (_float_range(60.0, 604800.0), 172800.0),
+        "lockout_failures": (_int_range(1, 100), 5),
+        "lockout_window_s": (_float_range(1.0, 86400.0), 300.0),
+        "lockout_s": (_float_range(1.0, 86400.0), 300.0),
+        "selftest_min_interval_s": (_float_range(0.0, 86400.0), 600.0),
+    },
     "log": {
         "level": (_choice(LOG_LEVELS), "info"),
         "format": (_choice(LOG_FORMATS), "text"),
@@ -478,6 +535,8 @@ _CLASSES: dict[str, type] = {
     "lmn": LmnConfig,
     "time": TimeConfig,
     "logbook": LogbookConfig,
+    "tariff": TariffConfig,
+    "han": HanConfig,
     "log": LogConfig,
     "control": ControlConfig,
 }

@@ -204,7 +204,8 @@ def test_override_none_unsets_optional(tmp_path):
 def test_to_dict_roundtrip(tmp_path):
     cfg = load_config(
         None,
-        {"gateway.data_dir": str(tmp_path), "link.rto_ms": 300, "log.file": str(tmp_path / "l")},
+        {"gateway.data_dir": str(tmp_path), "link.rto_ms": 300, "log.file": str(tmp_path / "l"),
+         "tariff.profiles_dir": str(tmp_path / "p")},
     )
     d = cfg.to_dict()
     assert d["link"]["rto_ms"] == 300
