@@ -22,8 +22,8 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)  ## create .venv and install the host, firmware tools and test dependencies
 
-run: $(STAMP)  ## start the gateway on the simulated board with the real firmware (Ctrl-C stops)
-	$(VENV)/bin/smgw run
+run: $(STAMP)  ## the demo gateway on the simulated board: real firmware, meters, HAN portal (Ctrl-C stops)
+	$(VENV)/bin/smgw demo
 
 test: $(STAMP)  ## the whole suite: unit, fuzz, MicroPython (mpy-check) and end-to-end tests
 	$(PY) tools/mpycheck.py -q

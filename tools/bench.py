@@ -35,6 +35,17 @@ it measures and how; results carry the machine facts needed to compare runs.
                             chained, signed (ECDSA brainpoolP256r1, plus the signed head) and
                             committed durably (WAL, synchronous=FULL: an fsync per entry) on the
                             machine's disk; 1000 entries
+  taf2_replay_year_s        smgw tariff replay's core (smgw.tariff.replay.replay) over one meter's
+                            year of 15-minute readings with a two-stage TAF 2 profile (tools/
+                            bench_tariff.py)
+  taf7_values_per_s         TAF 7 forming (smgw.tariff.cases.form, a day at a time), value
+                            signatures (ECDSA P-256) and durable storage (tools/bench_tariff.py)
+  han_portal_period_ms      p95 of the portal's billing-period page over one kept-alive TLS
+                            connection with 15 months of data (tools/bench_han.py); also the
+                            TAF 7 day page (han_portal_taf7_day_ms)
+  han_m2m_readings_ms       p95 of an IF_GW_CON readings request for one month of 15-minute
+                            values on a kept-alive TLS connection (tools/bench_m2m.py); also
+                            last-reading (han_m2m_last_reading_ms)
   log_query_ms_1M           one page of 100 entries from the middle of a time-range query (a
                             cursor half-way through a window of 100 000 entries) over a system
                             log of 1 000 000 entries, Logbooks.query with keyset paging on the
@@ -436,6 +447,10 @@ METRICS = {
     "wmbus_telegram_bytes": "size of that telegram without DLL CRCs (bytes)",
     "log_appends_per_s": "signed calibration-log entries per second, each committed durably",
     "log_query_ms_1M": "time-range query, one page of 100 from the middle, 1M-entry log (ms)",
+    "taf2_replay_year_s": "TAF 2 replay, one meter, one year of 15-min readings (35,040), two "
+                          "stages, monthly periods (s)",
+    "taf7_values_per_s": "TAF 7 values formed, signed (ECDSA P-256) and stored durably, "
+                         "30 days x 96 x 2 registers (values/s)",
 }
 
 
@@ -445,9 +460,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-e2e", action="store_true", help="leave out the pty end-to-end run")
     args = p.parse_args(argv)
 
+    if str(REPO / "host") not in sys.path:
+        sys.path.insert(0, str(REPO / "host"))
+    from bench_han import METRICS as HAN_METRICS
+    from bench_han import bench_portal_period_ms
+    from bench_m2m import METRICS as M2M_METRICS
+    from bench_m2m import bench_han_m2m_readings_ms
+    from bench_tariff import bench_taf2_replay_year, bench_taf7_values
+
+    METRICS.update(HAN_METRICS)
+    METRICS.update(M2M_METRICS)
     results: dict = {}
     for fn in (wire_overhead, host_throughput, mpy_fuel, firmware_size, firmware_heap,
-               sml_host_decode, mpy_fuel_sml, mpy_fuel_t1, wmbus_host_ingest, logbook_bench):
+               sml_host_decode, mpy_fuel_sml, mpy_fuel_t1, wmbus_host_ingest, logbook_bench,
+               bench_taf2_replay_year, bench_taf7_values, bench_portal_period_ms,
+               bench_han_m2m_readings_ms):
         results.update(fn())
     if not args.skip_e2e:
         results.update(e2e_pty())

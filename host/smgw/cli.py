@@ -12,10 +12,10 @@ from typing import Any
 from smgw import VERSION
 
 
-def _load(args: argparse.Namespace) -> Any:
+def _load(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> Any:
     from smgw.config import ConfigError, load_config
 
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, Any] = dict(extra or {})
     if getattr(args, "data_dir", None):
         overrides["gateway.data_dir"] = args.data_dir
     if getattr(args, "port", None):
@@ -39,6 +39,36 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"link {'simulated board' if cfg.link.port == 'sim' else cfg.link.port} "
           f"(Ctrl-C stops)", flush=True)
     return run_gateway(cfg)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """A complete demo gateway on the simulated board: accounts, usage points and a week of
+    values (smgw.han.demo), then the gateway with its HAN interface until Ctrl-C."""
+    import time as _time
+
+    from smgw.han.demo import prepare_demo, sim_meter_settings
+    from smgw.logs import setup_logging
+    from smgw.service import run_gateway
+
+    overrides = {"han.listen": [f"{args.han_host}:{args.han_port}"], "han.enabled": True}
+    cfg = _load(args, overrides)
+    if cfg.link.port != "sim":
+        raise SystemExit("smgw demo: runs on the simulated board only (link.port = \"sim\")")
+    setup_logging(cfg.log.level, cfg.log.format, Path(cfg.log.file) if cfg.log.file else None)
+    data_dir = Path(cfg.gateway.data_dir)
+    now = _time.time_ns() // 1_000_000
+    info = prepare_demo(data_dir, cfg.gateway.id, now, days=args.days,
+                        consumer=cfg.logbook.consumers[0])
+    print(f"smgw {VERSION}: demo gateway {cfg.gateway.id}, data in {data_dir} "
+          f"({info.backfilled} readings backfilled; Ctrl-C stops)", flush=True)
+
+    def started(gw: Any) -> None:
+        urls = gw.han.urls if gw.han else []
+        print(info.describe(urls) if urls else "HAN interface not available: "
+              + str(gw.han.error if gw.han else "disabled"), flush=True)
+
+    return run_gateway(cfg, on_started=started,
+                       sim_meter=sim_meter_settings(data_dir, _time.time_ns() // 1_000_000))
 
 
 def _request(args: argparse.Namespace, cmd: str, **kw: Any) -> Any:
@@ -249,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--baudrate", type=int, help="link UART baud rate")
     r.set_defaults(func=cmd_run)
 
+    dm = sub.add_parser("demo", help="a complete demo gateway on the simulated board: HAN "
+                                     "portal, M2M API and PPC CGI with a week of values")
+    dm.add_argument("--han-port", type=int, default=8443, help="HAN HTTPS port (default 8443)")
+    dm.add_argument("--han-host", default="127.0.0.1", help="HAN address (default 127.0.0.1)")
+    dm.add_argument("--days", type=int, default=7, help="days of 15-minute values to backfill")
+    dm.set_defaults(func=cmd_demo)
+
     s = sub.add_parser("status", help="show the running gateway's state")
     s.add_argument("--json", action="store_true", help="everything, as JSON")
     s.set_defaults(func=cmd_status)
@@ -320,6 +357,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_decode(sub)  # decode sml
     add_fwinfo(sub)
     add_flash(sub)  # flash and firmware
+
+    from smgw.han.cli import add_parser as add_han
+    from smgw.tariff.cli import add_parser as add_tariff
+    from smgw.tariff.commands import add_parser as add_profile
+    from smgw.tariff.commands import add_tariff_commands
+
+    add_profile(sub)  # profile load|remove|list
+    add_tariff_commands(add_tariff(sub))  # tariff replay|values|read|deliveries
+    add_han(sub)  # han account add|list|passwd|cert|uncert|remove
     return p
 
 

@@ -398,9 +398,9 @@ def _listen() -> _Check:
         for item in v:
             host, _, port = str(item).rpartition(":")
             if not isinstance(item, str) or not host or not port.isdigit() \
-                    or not 0 < int(port) < 65536:
-                raise ValueError(f'each address must be "host:port" with port 1..65535, '
-                                 f'got {item!r}')
+                    or not 0 <= int(port) < 65536:
+                raise ValueError(f'each address must be "host:port" with port 0..65535 '
+                                 f'(0: any free port), got {item!r}')
             out.append(item)
         if len(set(out)) != len(out):
             raise ValueError("addresses must be unique")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import subprocess
@@ -13,15 +14,18 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from smgw import VERSION
 from smgw.config import Config, auto_rto_ms
 from smgw.control import ControlServer
+from smgw.fileio import atomic_write
 from smgw.gateway import GatewayState
 from smgw.link.serialport import SerialPort
 from smgw.link.service import FirmwareLink
 from smgw.lmn.service import LmnService
+from smgw.hanservice import HanService
+from smgw.market import Market
 from smgw.meters.ingest import MeterIngest
 from smgw.sim.firmware import start_firmware
 from smgw.sim.ptybridge import Noise, PtyBridge
@@ -45,7 +49,7 @@ class SimBoard:
     # the simulated meter's channels: import and export registers and the signed power
     METER_OBIS = ["1-0:1.8.0", "1-0:2.8.0", "1-0:16.7.0"]
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, meter_kw: dict[str, Any] | None = None) -> None:
         ln = cfg.sim.line_noise
         noise = Noise(ln.bit_error_rate, ln.drop_rate, ln.seed)
         self.bridge = PtyBridge(noise if noise.active else None).start()
@@ -62,8 +66,9 @@ class SimBoard:
         self._fw_env: dict[str, str] = {}
         if cfg.sim.sml_meter:
             self.meter_bridge = PtyBridge().start()
-            self.meter = SmlMeter(profile=DailyProfile(seed=1, pv_peak_w=3000.0),
-                                  period_s=cfg.sim.sml_meter_period_s, two_way=True)
+            # meter_kw: the demo continues its backfilled registers (smgw.han.demo)
+            kw = {"profile": DailyProfile(seed=1, pv_peak_w=3000.0), **(meter_kw or {})}
+            self.meter = SmlMeter(period_s=cfg.sim.sml_meter_period_s, two_way=True, **kw)
             self._fw_env["SMGW_SIM_METER_PORT"] = self.meter_bridge.port_b
         # TR-03109 meters on an RS-485 HDLC bus of their own; their keys and pairing state are
         # kept under the data directory, so a restarted simulation is still the same meters
@@ -92,6 +97,11 @@ class SimBoard:
             self.radio = WmbusRadioSim(self.radio_bridge.port_a, meters,
                                        rate_per_s=cfg.sim.wmbus_rate_per_s, mode="T1",
                                        duplicate_prob=0.3, baud=115200)
+            # a real meter keeps its transmission counter and access number across power
+            # cycles: the simulated ones continue where the last run left them (saved at stop),
+            # so a restarted bench is not taken for a replay (10264)
+            self._radio_state = self.state_dir / "wmbus-meters.json"
+            self._load_radio_state()
             self.wmbus_meters = [
                 ((manufacturer_bytes(mt.manufacturer) + id_bytes(mt.id)
                   + bytes([mt.version, mt.device_type])).hex(), mt.key)
@@ -157,11 +167,32 @@ class SimBoard:
             self.lmn_bus.stop()
         if self.radio:
             self.radio.stop()
+            self._save_radio_state()
         if self.radio_bridge:
             self.radio_bridge.close()
         if self.lmn_bridge:
             self.lmn_bridge.close()
         self.bridge.close()
+
+    def _load_radio_state(self) -> None:
+        try:
+            saved = json.loads(self._radio_state.read_text())
+        except (OSError, ValueError):
+            return
+        for slot in self.radio.slots if self.radio else ():
+            st = saved.get(str(slot.meter.id)) if isinstance(saved, dict) else None
+            if isinstance(st, list) and len(st) == 2:
+                # a few telegrams may have been sent after the last save (a killed process)
+                slot.counter = (int(st[0]) + 16) & 0xFFFFFFFF
+                slot.access_number = (int(st[1]) + 16) & 0xFF
+
+    def _save_radio_state(self) -> None:
+        if self.radio is None:
+            return
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(self._radio_state, json.dumps(
+            {str(slot.meter.id): [slot.counter, slot.access_number]
+             for slot in self.radio.slots}).encode())
 
     def status(self) -> dict[str, Any]:
         return {
@@ -177,8 +208,12 @@ class SimBoard:
 
 
 class Gateway:
-    def __init__(self, cfg: Config, status_out: TextIO | None = None) -> None:
+    def __init__(self, cfg: Config, status_out: TextIO | None = None,
+                 on_started: Callable[["Gateway"], None] | None = None,
+                 sim_meter: dict[str, Any] | None = None) -> None:
         self.cfg = cfg
+        self.on_started = on_started
+        self.sim_meter = sim_meter or {}
         self.status_out = status_out
         self.state = GatewayState()
         self.started = time.time()
@@ -189,6 +224,8 @@ class Gateway:
         self.ingest: MeterIngest | None = None
         self.lmn: LmnService | None = None
         self.supervisor: Supervisor | None = None
+        self.market: Market | None = None
+        self.han: HanService | None = None
         self._last_line = ""
         self._last_print = 0.0
 
@@ -200,7 +237,7 @@ class Gateway:
             self.store = Store.open(data_dir / "smgw.db")
             port_url = cfg.link.port
             if port_url == "sim":
-                self.sim = SimBoard(cfg)
+                self.sim = SimBoard(cfg, self.sim_meter)
                 port_url = self.sim.host_port
                 await self.sim.start()
             lc = cfg.link
@@ -243,9 +280,20 @@ class Gateway:
                                   max_misses=lm.max_misses)
             self.lmn.measuring = lambda: self.supervisor.allows("measuring")
             self.lmn.time_valid = lambda: bool(self.supervisor.clock and self.supervisor.clock.valid)
+            # tariff application cases and delivery to market participants
+            self.market = Market(cfg, data_dir, self.store, self.supervisor,
+                                 settled=self._link_settled)
+            self.supervisor.meter_consumer = self._meter_consumer
             await self.link.start()
             await self.lmn.start()
             await self.supervisor.start()
+            await self.market.start(sim=self.sim is not None)
+            if cfg.han.enabled:
+                self.han = HanService(cfg, data_dir, self.store, self.supervisor, self.market,
+                                      self.link.status)
+                await self.han.start()
+            if self.on_started is not None:
+                self.on_started(self)
             self.control = ControlServer(Path(cfg.control.socket), self._handlers())
             await self.control.start()
             log.info("gateway started", extra={"fields": {
@@ -260,9 +308,25 @@ class Gateway:
     def _lmn_baud(self) -> int:
         return self.cfg.sim.lmn_baudrate if self.sim else 115200
 
+    def _link_settled(self) -> bool:
+        # the front-end has had time to deliver what it captured while the host was down, so a
+        # silent channel is really silent (the tariff engine then records the gap)
+        lk = self.link
+        return bool(lk and lk.link.up and lk.up_since is not None
+                    and time.time() - lk.up_since > 10)
+
+    def _meter_consumer(self, meter: str) -> str | None:
+        # a meter's consumer-log entries go to the consumer whose usage point reads it
+        owner = self.market.consumer_of_meter(meter) if self.market else None
+        return owner or self.cfg.logbook.consumers[0]
+
     async def _shutdown(self) -> None:
         if self.control:
             await self.control.stop()
+        if self.han:
+            await self.han.stop()
+        if self.market:
+            await self.market.stop()
         if self.lmn:
             await self.lmn.stop()
         if self.supervisor:
@@ -292,6 +356,7 @@ class Gateway:
             "selftest": self._cmd_selftest,
             "opstate": lambda req: self.supervisor.status(),
             "opstate-reset": self._cmd_opstate_reset,
+            **(self.market.handlers() if self.market else {}),
         }
 
     # roles that may read each log (seed 000 §10, 002 §5): the GWA never reads consumer logs,
@@ -409,6 +474,8 @@ class Gateway:
         out["meters"] = self.ingest.status() if self.ingest else None
         out["lmn"] = self.lmn.status() if self.lmn else None
         out["supervisor"] = self.supervisor.status() if self.supervisor else None
+        out["market"] = self.market.status() if self.market else None
+        out["han"] = self.han.status() if self.han else None
         if self.sim:
             out["sim"] = self.sim.status()
         return out
@@ -453,13 +520,13 @@ def status_line(st: dict[str, Any]) -> str:
     return line
 
 
-def run_gateway(cfg: Config, status_out: TextIO | None = sys.stdout) -> int:
+def run_gateway(cfg: Config, status_out: TextIO | None = sys.stdout, **gateway_kw: Any) -> int:
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await Gateway(cfg, status_out).run(stop)
+        await Gateway(cfg, status_out, **gateway_kw).run(stop)
 
     asyncio.run(main())
     return 0

@@ -171,9 +171,14 @@ class Supervisor:
         logs = sorted(ev.logs)
         consumers: list[str] = []
         if "consumer" in ev.logs:
-            meter = params.get("meter")
-            owner = self.meter_consumer(str(meter)) if meter else None
-            consumers = [owner] if owner else list(self.consumers)
+            if "consumer_log" in params:
+                # the reporter knows whose log it is (HAN logins, deliveries of a profile);
+                # "" = nobody's (a technician's login) - never every consumer's
+                consumers = [params["consumer_log"]] if params["consumer_log"] else []
+            else:
+                meter = params.get("meter")
+                owner = self.meter_consumer(str(meter)) if meter else None
+                consumers = [owner] if owner else list(self.consumers)
         clean = {str(k): v if isinstance(v, (int, str)) and not isinstance(v, bool) else str(v)
                  for k, v in params.items()}
         valid = self.clock.valid if self.clock else False
@@ -222,6 +227,9 @@ class Supervisor:
             res = await loop.run_in_executor(None, self.clock.sync)  # UDP, up to 2 s
         finally:
             self._syncing = False
+        resync = getattr(self.link, "resync_time", None)
+        if resync is not None and self.clock.valid:
+            resync()  # the front-end stamps captures with the newly synchronised time
         if res.invalid_from_ms is not None and res.invalid_until_ms is not None:
             n = self.store.mark_time_invalid(res.invalid_from_ms, res.invalid_until_ms)
             log.warning("values flagged time-invalid after a large correction",

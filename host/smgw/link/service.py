@@ -400,6 +400,11 @@ class FirmwareLink:
 
     # ------------------------------------------------------------------ status
 
+    def resync_time(self) -> None:
+        """Send the legal time to the front-end at the next poll (after a synchronisation):
+        its capture stamps must not run on the old time for up to a minute."""
+        self._last_time_sync = float("-inf")
+
     def status(self) -> dict[str, Any]:
         link = self.link
         stream = link.peer_stream()
