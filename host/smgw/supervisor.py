@@ -244,8 +244,8 @@ class Supervisor:
         elif not self.ops.is_active(Cause.TIME_INVALID):
             self.ops.raise_cause(Cause.TIME_INVALID, "legal time invalid", source="legal-time")
 
-    def run_selftest(self, trigger: str) -> Any:
-        return self.selftest.run(trigger)
+    def run_selftest(self, trigger: str, consumer_log: str | None = None) -> Any:
+        return self.selftest.run(trigger, consumer_log)
 
     # ------------------------------------------------------------------ for the gateway
 

@@ -284,7 +284,7 @@ class HanData:
             return 0
         return self._last_on_demand_ms + self.selftest_min_interval_ms
 
-    def selftest(self, who: str) -> dict[str, Any]:
+    def selftest(self, who: str, consumer: str | None = None) -> dict[str, Any]:
         """Run the self-test on demand of a consumer or technician. Raises
         :class:`SelfTestTooSoon` within ``selftest_min_interval_s`` of the last on-demand test
         (whoever started it) and :class:`SelfTestBusy` while one runs. Returns the report as a
@@ -298,7 +298,8 @@ class HanData:
         from smgw.selftest.runner import Busy, RateLimited
 
         try:
-            report = self._selftest(who)
+            # a consumer's test is logged in their consumer log only
+            report = self._selftest(who, consumer) if consumer else self._selftest(who)
         except RateLimited as e:
             raise SelfTestTooSoon(e.next_allowed_ms) from None
         except Busy:

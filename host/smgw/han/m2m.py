@@ -692,7 +692,7 @@ class M2mFace:
         from smgw.han.data import SelfTestBusy, SelfTestTooSoon
 
         try:
-            report = self.ctx.data.selftest("consumer")
+            report = self.ctx.data.selftest("consumer", p.consumer)
         except SelfTestTooSoon as e:
             raise M2mError(403, "Selbsttest erst wieder ab "
                                 f"{cosem.iso_z(e.next_allowed_ms)} möglich.") from None

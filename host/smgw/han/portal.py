@@ -464,7 +464,7 @@ class Portal:
         from smgw.han.data import SelfTestBusy, SelfTestTooSoon
 
         try:
-            report = self.ctx.data.selftest("consumer")
+            report = self.ctx.data.selftest("consumer", p.consumer)
         except SelfTestTooSoon as e:
             interval = getattr(self.ctx.settings, "selftest_min_interval_s", 600.0)
             day, time = de_date(e.next_allowed_ms), render.de_time(e.next_allowed_ms,

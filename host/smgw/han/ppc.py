@@ -720,7 +720,7 @@ class PpcFace:
 
         title = "Selbsttest"
         try:
-            report = self.ctx.data.selftest(who)
+            report = self.ctx.data.selftest(who, p.consumer)
         except SelfTestTooSoon as e:
             return self._page(cgi, p, title, H.message(
                 title, "Der Selbsttest wurde nicht gestartet: ein weiterer Selbsttest ist erst "

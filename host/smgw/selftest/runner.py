@@ -99,6 +99,7 @@ class SelfTest:
         self.checks = list(checks)
         self.opstate = opstate
         self._emit = emit
+        self._route: dict[str, str] = {}  # consumer-log routing of the running test
         self._clock = clock
         self.consumer_min_interval_s = consumer_min_interval_s
         self.period_s = period_s
@@ -128,7 +129,10 @@ class SelfTest:
 
     # ------------------------------------------------------------------ run
 
-    def run(self, trigger: str) -> Report:
+    def run(self, trigger: str, consumer_log: str | None = None) -> Report:
+        """Runs every check; ``consumer_log``: the consumer who started it, whose consumer log
+        gets its entries (no one else's)."""
+        self._route = {} if consumer_log is None else {"consumer_log": consumer_log}
         if trigger not in INITIATORS:
             raise ValueError(f"unknown self-test trigger {trigger!r}; "
                              f"known: {', '.join(INITIATORS)}")
@@ -142,7 +146,7 @@ class SelfTest:
                     raise RateLimited(allowed)
                 self._last_consumer_ms = now_ms
             self._emit(EV_STARTED, {"initiator": INITIATORS[trigger],
-                                    "context": {"trigger": trigger}})
+                                    "context": {"trigger": trigger}, **self._route})
             report = Report(ok=True, started_ms=now_ms, trigger=trigger)
             for fn in self.checks:
                 report.checks.extend(self._run_one(fn))
@@ -174,7 +178,7 @@ class SelfTest:
         fails = report.failures
         if not fails:
             context = {"trigger": report.trigger, "checks": len(report.checks)}
-            self._emit(EV_PASSED, {"context": context})
+            self._emit(EV_PASSED, {"context": context, **self._route})
             log.info("self-test passed", extra={"fields": context})
             return
         params = {
@@ -184,7 +188,7 @@ class SelfTest:
             "status": "failed",
             "context": {"codes": ", ".join(c.code for c in fails), "trigger": report.trigger},
         }
-        self._emit(EV_FAILED, params)
+        self._emit(EV_FAILED, {**params, **self._route})
         log.warning("self-test failed", extra={"fields": {
             k: v for k, v in params.items() if k != "context"} | params["context"]})
 

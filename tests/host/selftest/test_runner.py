@@ -34,7 +34,7 @@ class Rec:
         self.events: list[tuple[int, dict]] = []
 
     def __call__(self, event_id: int, params: dict) -> None:
-        placeholders = {k: v for k, v in params.items() if k not in ("context", "status")}
+        placeholders = {k: v for k, v in params.items() if k not in ("context", "status", "consumer_log")}
         format_event(event_id, **placeholders)  # raises on a missing or unknown placeholder
         assert params.get("status", "successful") in ("successful", "failed")
         self.events.append((event_id, params))
@@ -324,3 +324,14 @@ def test_damaged_report_file_is_only_history(env):
     assert st.last() is None and st.due()
     assert st.run("start").ok
     assert env["make"]().last().ok
+
+
+def test_a_consumers_test_is_logged_for_that_consumer_only(env):
+    # the entries of a self-test a consumer started go to their consumer log, no one else's
+    st, rec = env["make"](), env["rec"]
+    st.run("consumer", consumer_log="LV2")
+    assert [p.get("consumer_log") for _, p in rec.events] == ["LV2", "LV2"]
+    rec.events.clear()
+    env["clock"].t += 3600
+    st.run("periodic")
+    assert all("consumer_log" not in p for _, p in rec.events)
