@@ -88,7 +88,13 @@ def test_ten_minutes_of_full_channel_t1_and_c1_arrive_once_and_replays_are_rejec
         assert rs["replays"] == replays
         assert rs["too_long"] == 0 and rs["write_errors"] == 0
         assert st["meters"]["replays"] == replays  # exactly the replayed ones, nothing else
-        assert st["meters"]["frames_rejected"] == replays
+        # bytes are lost on the radio line only when the firmware process falls behind the
+        # full channel (as a real module's UART overruns a busy MCU); a telegram damaged that
+        # way is rejected by its CRC or decryption, never stored - and on an idle machine there
+        # is none
+        damaged = st["meters"]["frames_rejected"] - replays
+        assert damaged == 0 or 0 < damaged <= cable.stats.overflow, (
+            damaged, vars(cable.stats), st["meters"])
         assert not st["meters"]["unknown_meters"]
         assert "cat=10264" in (tmp_path / "host.log").read_text()
     finally:
