@@ -284,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--han-port", type=int, default=8443, help="HAN HTTPS port (default 8443)")
     dm.add_argument("--han-host", default="127.0.0.1", help="HAN address (default 127.0.0.1)")
     dm.add_argument("--days", type=int, default=7, help="days of 15-minute values to backfill")
+    dm.add_argument("--data-dir", default=argparse.SUPPRESS,
+                    help="override gateway.data_dir (as before the command)")
     dm.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("status", help="show the running gateway's state")

@@ -244,3 +244,12 @@ def test_status_line_with_firmware_and_leds():
 def test_status_line_tolerates_missing_optional_keys():
     assert status_line({"link": "up", "gateway": {"operating_state": "normal"}}) == \
         "link=up fw - state=normal LEDs unknown"
+
+
+def test_demo_takes_the_data_dir_before_or_after_the_command():
+    from smgw.cli import build_parser
+
+    assert build_parser().parse_args(["demo", "--data-dir", "/x"]).data_dir == "/x"
+    assert build_parser().parse_args(["--data-dir", "/y", "demo"]).data_dir == "/y"
+    args = build_parser().parse_args(["demo", "--han-port", "9443"])
+    assert args.han_port == 9443 and getattr(args, "data_dir", None) is None
