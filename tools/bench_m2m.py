@@ -115,6 +115,7 @@ METRICS = {
     "han_m2m_readings_ms": "HAN IF_GW_CON: readings of one month of 15-min values, one usage "
                            "point, kept-alive TLS (p95, ms)",
     "han_m2m_last_reading_ms": "HAN IF_GW_CON: readings with last-reading (p95, ms)",
+    "han_m2m_readings_records": "HAN IF_GW_CON: values in that one-month answer (count)",
 }
 
 
