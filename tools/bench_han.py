@@ -110,10 +110,9 @@ def build_store(data_dir: Path, months: int, now_ms: int) -> dict[str, Any]:
             "period": periods[-1], "day": day, "values": n7}
 
 
-async def _measure(data_dir: Path, built: dict[str, Any], requests: int) -> dict[str, float]:
-    import aiohttp
-
-    from smgw.han import portal
+async def start_server(data_dir: Path, built: dict[str, Any], face: Any) -> tuple[Any, ...]:
+    """The HAN server over the bench store with one face and the consumer ``demo``/``demo``:
+    (server, logbooks, host, port, client SSL context). Shared by the portal and M2M benches."""
     from smgw.han.accounts import Accounts
     from smgw.han.data import HanData
     from smgw.han.server import HanServer, HanSettings
@@ -133,9 +132,18 @@ async def _measure(data_dir: Path, built: dict[str, Any], requests: int) -> dict
     accounts.add("demo", "consumer", "demo", consumer="LV1")
     server = HanServer(HanSettings(listen=(("127.0.0.1", 0),)), data, accounts, ks,
                        lambda *a, **k: None, now)
-    server.add_face(portal.register)
+    server.add_face(face)
     (host, port), *_ = await server.start()
-    ctx = ssl.create_default_context(cadata=ks.han.cert_pem().decode())
+    return server, logbooks, host, port, ssl.create_default_context(
+        cadata=ks.han.cert_pem().decode())
+
+
+async def _measure(data_dir: Path, built: dict[str, Any], requests: int) -> dict[str, float]:
+    import aiohttp
+
+    from smgw.han import portal
+
+    server, logbooks, host, port, ctx = await start_server(data_dir, built, portal.register)
     out: dict[str, float] = {}
     try:
         async with aiohttp.ClientSession(

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import ssl
 import sys
 import tempfile
 import time
@@ -32,30 +31,10 @@ REPO = Path(__file__).resolve().parents[1]
 async def _measure(data_dir: Path, built: dict[str, Any], requests: int) -> dict[str, float]:
     import aiohttp
 
-    from bench_han import GATEWAY_ID, _p95
+    from bench_han import _p95, start_server
     from smgw.han import cosem, m2m
-    from smgw.han.accounts import Accounts
-    from smgw.han.data import HanData
-    from smgw.han.server import HanServer, HanSettings
-    from smgw.logbook.chain import Signer
-    from smgw.logbook.store import Logbooks
-    from smgw.security.keystore import KeyStore
 
-    now = lambda: time.time_ns() // 1_000_000  # noqa: E731
-    ks = KeyStore.load_or_create(data_dir / "pki", GATEWAY_ID)
-    logbooks = Logbooks.open(data_dir / "logs.db", GATEWAY_ID, Signer.generate(GATEWAY_ID),
-                             clock=now)
-    info = {"gateway_id": GATEWAY_ID, "firmware": [("bench", "0", "")], "time_valid": True,
-            "opstate": "normal"}
-    data = HanData(built["store"], built["tariff"], logbooks, ks, lambda: info,
-                   lambda who: {"ok": True}, now)
-    accounts = Accounts.open(data_dir, GATEWAY_ID)
-    accounts.add("demo", "consumer", "demo", consumer="LV1")
-    server = HanServer(HanSettings(listen=(("127.0.0.1", 0),)), data, accounts, ks,
-                       lambda *a, **k: None, now)
-    server.add_face(m2m.register)
-    (host, port), *_ = await server.start()
-    ctx = ssl.create_default_context(cadata=ks.han.cert_pem().decode())
+    server, logbooks, host, port, ctx = await start_server(data_dir, built, m2m.register)
     a, b = built["period"]
     up = f"{built['taf7']}.sm"
     bodies = {

@@ -46,26 +46,33 @@ class Market:
             allowed=supervisor.allows, settled=settled, on_queued=self.delivery.wake,
             latency_ms=round(cfg.tariff.grace_s * 1000))
         self.emt: EmtReceiver | None = None
+        self._meter_owner: dict[str, str] = {}
+        self._meters_version: tuple | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
 
     # ------------------------------------------------------------------ lookups
 
     def _comm_profile(self, name: str) -> Any:
-        sp = self.tariff.profile(name)
-        return sp.profile if sp is not None and sp.kind == "communication" \
-            and sp.removed_ms is None else None
+        return self.engine.comm_profile(name)
 
     def _consumer_of(self, profile: str) -> str | None:
-        sp = self.tariff.profile(profile)
-        return sp.consumer if sp is not None else None
+        return self.engine.consumer_of(profile)
 
     def consumer_of_meter(self, meter: str) -> str | None:
-        """The consumer whose evaluation profile reads ``meter`` (consumer-log routing)."""
-        for sp in self.tariff.profiles(kind="evaluation"):
-            if any(ch.meter == meter for ch in sp.profile.channels):
-                return sp.consumer
-        return None
+        """The consumer whose evaluation profile reads ``meter`` (consumer-log routing). Asked
+        for every consumer-log event of a meter: the map is rebuilt only when a profile
+        changed (one small query instead of parsing every profile per event)."""
+        version = self.tariff.store._read(
+            "profiles version", "SELECT count(*), max(updated_ms), max(removed_ms) "
+            "FROM tariff_profiles")[0]
+        if version != self._meters_version:
+            owners: dict[str, str] = {}
+            for sp in self.tariff.profiles(kind="evaluation"):
+                for ch in sp.profile.channels:
+                    owners.setdefault(ch.meter, sp.consumer)
+            self._meter_owner, self._meters_version = owners, version
+        return self._meter_owner.get(meter)
 
     # ------------------------------------------------------------------ start and stop
 

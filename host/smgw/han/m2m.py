@@ -129,7 +129,7 @@ def _count(v: Any, key: str, low: int, high: int | None) -> int:
         n = int(v, 10) if isinstance(v, str) else int(v)
         if isinstance(v, float) and v != n:
             raise ValueError
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):   # OverflowError: JSON Infinity
         raise M2mError(400, f"Parameter '{key}': keine ganze Zahl: {v!r}") from None
     if n < low or (high is not None and n > high):
         limit = f"{low}..{high}" if high is not None else f">= {low}"
@@ -454,7 +454,7 @@ class M2mFace:
         raw = await request.read()
         try:
             doc = json.loads(raw.decode("utf-8-sig"))
-        except (UnicodeDecodeError, ValueError) as e:
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:   # deep nesting: 400
             return self._error("", 400, f"Anfrage ist kein gültiges JSON: {e}", started)
         if not isinstance(doc, dict):
             return self._error("", 400, "Anfrage muss ein JSON-Objekt sein.", started)

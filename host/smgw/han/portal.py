@@ -961,9 +961,11 @@ def _obis_key(obis: str) -> tuple:
 
 def _int(text: str | None, default: Any) -> Any:
     try:
-        return int(text) if text not in (None, "") else default
+        n = int(text) if text not in (None, "") else default
     except ValueError:
         return default
+    # beyond SQLite's INTEGER: would be an OverflowError (500) in the query
+    return default if isinstance(n, int) and abs(n) >= 2 ** 63 else n
 
 
 def _query(**kw: Any) -> str:

@@ -119,9 +119,12 @@ def parse_ppc_time(text: str | None, *, end: bool = False, tz: str = cosem.LOCAL
             continue
         if naive.year < MIN_YEAR:
             raise ValueError(f"year {naive.year} before {MIN_YEAR}")
-        if date_only and end:
-            naive += dt.timedelta(days=1)
-        return int(naive.replace(tzinfo=cosem.zone(tz)).timestamp() * 1000)
+        try:
+            if date_only and end:
+                naive += dt.timedelta(days=1)
+            return int(naive.replace(tzinfo=cosem.zone(tz)).timestamp() * 1000)
+        except OverflowError:   # 9999-12-31 as an end date: not a 500
+            raise ValueError(f"not a time: {text!r}") from None
     raise ValueError(f"not a time: {text!r}")
 
 

@@ -22,10 +22,10 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
-from functools import lru_cache
-from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
+
+from . import cosem
 
 __all__ = [
     "Bar",
@@ -44,7 +44,7 @@ __all__ = [
     "to_decimal",
 ]
 
-LOCAL_TZ = "Europe/Berlin"
+LOCAL_TZ = cosem.LOCAL_TZ
 
 # unit -> (shown unit, power of ten to divide by, decimals shown)
 _DISPLAY = {
@@ -54,9 +54,7 @@ _DISPLAY = {
 }
 
 
-@lru_cache(maxsize=8)
-def _zone(tz: str) -> ZoneInfo:
-    return ZoneInfo(tz)
+_zone = cosem.zone   # one cached ZoneInfo lookup for both faces
 
 
 # ------------------------------------------------------------------ numbers
@@ -160,9 +158,12 @@ def parse_local(text: str | None, *, end: bool = False, tz: str = LOCAL_TZ) -> i
             naive = dt.datetime.strptime(t, fmt)
         except ValueError:
             continue
-        if date_only and end:
-            naive += dt.timedelta(days=1)
-        return int(naive.replace(tzinfo=_zone(tz)).timestamp() * 1000)
+        try:
+            if date_only and end:
+                naive += dt.timedelta(days=1)
+            return int(naive.replace(tzinfo=_zone(tz)).timestamp() * 1000)
+        except OverflowError:   # 31.12.9999 as an end date: not a 500
+            break
     raise ValueError(f"„{t}“ ist kein Datum (erwartet z. B. 27.06.2022 oder 27.06.2022 15:00)")
 
 

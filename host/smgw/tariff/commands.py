@@ -111,7 +111,8 @@ def handlers(engine: Any) -> dict[str, Callable[[dict[str, Any]], Any]]:
             raise ValueError(f"profile: no evaluation profile {name!r}")
         tz = sp.profile.timezone
         limit = req.get("limit")
-        if limit is not None and (not isinstance(limit, int) or limit < 1):
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                  or limit < 1):
             raise ValueError(f"limit: expected a positive integer, got {limit!r}")
         rows = tariff.values(name, _time_arg(req.get("from"), "from", tz),
                              _time_arg(req.get("to"), "to", tz), register=req.get("register"),
@@ -132,12 +133,17 @@ def handlers(engine: Any) -> dict[str, Callable[[dict[str, Any]], Any]]:
 
     def deliveries(req: dict[str, Any]) -> dict[str, Any]:
         ob = engine.outbox
+        limit = req.get("limit")
+        if limit is None:
+            limit = 100
+        elif isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit: expected a positive integer, got {limit!r}")
         return {**ob.stats(), "messages": [
             {"id": d.id, "message_id": d.message_id, "profile": d.profile,
              "comm_profile": d.comm_profile, "period_start_ms": d.period_start_ms,
              "period_end_ms": d.period_end_ms, "n_values": d.n_values, "attempts": d.attempts,
              "next_attempt_ms": d.next_attempt_ms, "last_error": d.last_error}
-            for d in ob.pending()[:int(req.get("limit") or 100)]]}
+            for d in ob.pending()[:limit]]}
 
     return {"profile-load": load, "profile-remove": remove, "profiles": profiles,
             "tariff-values": values, "taf6-read": taf6_read, "deliveries": deliveries}

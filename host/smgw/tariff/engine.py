@@ -130,6 +130,7 @@ class TariffEngine:
         self.formed = 0          # values formed since start (for status)
         self.errors: dict[str, str] = {}
         self._certs: dict[tuple[str, int], Any] = {}
+        self._rows: dict[str, int] | None = None
 
     # ------------------------------------------------------------------ profiles
 
@@ -311,6 +312,13 @@ class TariffEngine:
     def tick(self) -> bool:
         """One round over all evaluation profiles. Returns True when there is more to catch
         up (call again soon)."""
+        self._rows = self._meter_rows()
+        try:
+            return self._tick()
+        finally:
+            self._rows = None
+
+    def _tick(self) -> bool:
         now = self.now_ms()
         profiles = self.tariff.profiles(kind="evaluation")
         for sp in profiles:
@@ -341,6 +349,9 @@ class TariffEngine:
     # ------------------------------------------------------------------ readings
 
     def _meter_rows(self) -> dict[str, int]:
+        # meter id -> store row: read once per tick (it is asked per profile and channel)
+        if self._rows is not None:
+            return self._rows
         return {m.meter_id: m.id for m in self.store.meters(include_removed=True)}
 
     def _channel_rows(self, mid: int | None, ch: Any, sql_tail: str,

@@ -150,7 +150,14 @@ def read_readings_csv(source: str | Path, text: str | None = None) -> list[Readi
     cols: dict[str, int] | None = None
     out: list[Reading] = []
     first = True
-    for row in rows:
+    it = iter(rows)
+    while True:
+        try:
+            row = next(it)
+        except StopIteration:
+            break
+        except csv.Error as e:   # e.g. a field over the csv module's size limit
+            raise CsvError(name, rows.line_num, None, f"not readable as CSV: {e}") from None
         line = rows.line_num
         if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
             continue

@@ -19,9 +19,9 @@ For every POST (any path) it
    records the message id in ``received.db`` (SQLite, synchronous=FULL) and only then answers
    ``201``.
 
-Answers: 201 new, 200 duplicate, 400 malformed (headers, CMS structure, payload), 403 not
-authentic (wrong gateway, signature or certificate chain failed, not encrypted for us); the
-body is one line of text saying why.
+Answers: 201 new, 200 duplicate, 400 malformed (headers, CMS structure, payload), 413 body
+larger than ``max_body``, 403 not authentic (wrong gateway, signature or certificate chain
+failed, not encrypted for us); the body is one line of text saying why.
 
 Crash safety: ``received.db`` records, with each message, how long ``values.csv`` was after its
 rows. On start the CSV is cut back to the last recorded length, so rows of a message that was
@@ -280,7 +280,10 @@ class EmtReceiver:
         client_cn = _common_name(x509.load_der_x509_certificate(der))
         if client_cn != gateway_id:
             raise _Reject(403, f"X-SMGW-Id {gateway_id} is not the TLS client ({client_cn})")
-        body = await request.read()
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise _Reject(413, f"body larger than {self.max_body} bytes") from None
         # from here on nothing awaits: checking, deduplicating and storing one message cannot
         # interleave with another
         if self._known(gateway_id, message_id):

@@ -171,7 +171,9 @@ async def _read_body(reader: asyncio.StreamReader, status: int, headers: dict[st
             try:
                 size = int(size_line.split(b";")[0].strip(), 16)
             except ValueError:
-                raise PushError("malformed chunked response body", retryable=True) from None
+                size = -1
+            if size < 0:  # a negative size would make readexactly raise a bare ValueError
+                raise PushError("malformed chunked response body", retryable=True)
             if size == 0:
                 break
             out += await reader.readexactly(min(size, _MAX_BODY - len(out)))
@@ -183,7 +185,9 @@ async def _read_body(reader: asyncio.StreamReader, status: int, headers: dict[st
         try:
             n = int(headers["content-length"])
         except ValueError:
-            raise PushError("malformed Content-Length in response", retryable=True) from None
+            n = -1
+        if n < 0:
+            raise PushError("malformed Content-Length in response", retryable=True)
         return await reader.readexactly(min(n, _MAX_BODY))
     return await reader.read(_MAX_BODY)
 
@@ -216,8 +220,9 @@ async def push(url: str, content: bytes, *, message_id: str, gateway_id: str,
     except ValueError:
         raise PushError(f"{url}: bad port in URL (communication profile)",
                         retryable=False) from None
-    if u.scheme != "https" or not u.hostname:
-        raise PushError(f"{url}: not an https:// URL (communication profile)", retryable=False)
+    if u.scheme != "https" or not u.hostname or not u.hostname.isascii():
+        raise PushError(f"{url}: not an https:// URL with an ASCII host name "
+                        "(communication profile)", retryable=False)
     for name, value in (("message_id", message_id), ("gateway_id", gateway_id)):
         if not isinstance(value, str) or not _HEADER_VALUE.fullmatch(value):
             raise ValueError(f"{name} {value!r}: 1-250 printable ASCII characters expected")
